@@ -1,0 +1,39 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+# Each creates/updates the virtual environment first (idempotent, registry only).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.skinfo-installed
+PYTEST_ARGS ?=
+
+.PHONY: install demo test test-fast lint bench docs clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# torch first and pinned: a loose `torch` requirement would pull a multi-GB GPU build.
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[test,plot]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(PY) -m skinfo demo
+
+test: install
+	$(PY) -m ruff check skinfo tests benchmarks
+	$(PY) -m ruff format --check skinfo tests benchmarks
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 $(PYTEST_ARGS)
+
+test-fast: install
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
+
+lint: install
+	$(PY) -m ruff check skinfo tests benchmarks
+	$(PY) -m ruff format --check skinfo tests benchmarks
+
+bench: install
+	$(PY) -m benchmarks.speed
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache demo_output

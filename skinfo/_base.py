@@ -1,0 +1,427 @@
+"""The one shared sklearn <-> skorch bridge.
+
+:class:`NeuralEstimator` holds what every skinfo estimator shares: the common
+parameters, input validation, seeding, device choice, building and fitting the
+skorch net inside ``fit``, batched inference and the history.
+:class:`NeuralClassifier` adds label encoding and the classifier outputs.
+
+A concrete estimator only says *what* to train:
+
+* ``_build_module(X, y)`` returns the ``nn.Module``;
+* ``_build_criterion(X, y)`` returns the objective (see :mod:`skinfo.objectives`);
+* classifier modules implement ``log_proba(x)`` (normalized log-probabilities)
+  and ``embed(x)`` (the representation returned by ``transform``);
+* ``_score_samples_batch(module, x)`` gives the OOD normality score of a batch.
+
+Optional hooks: ``_param_groups()`` (per-parameter-group optimizer options),
+``_extra_callbacks()`` and ``_after_fit(X, y)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Callable, Iterator
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from scipy.special import logsumexp
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+)
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+from skorch.callbacks import EarlyStopping, ProgressBar
+from skorch.dataset import ValidSplit
+from skorch.history import History
+from torch import nn
+
+from ._net import SkinfoNet, TensorBatchIterator
+from .callbacks import LossComponents
+from .nn.encoders import MLP, output_width
+
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": torch.optim.SGD,
+    "rmsprop": torch.optim.RMSprop,
+}
+
+#: Rows per forward pass at inference; memory does not grow with n_samples.
+INFERENCE_BATCH_SIZE = 1024
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def resolve_device(device: str | torch.device) -> str:
+    """Map ``'auto'`` to ``'cuda'`` when CUDA is available, else ``'cpu'``."""
+    if str(device) == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(device)
+
+
+@contextlib.contextmanager
+def torch_seed(seed: int, device: str) -> Iterator[None]:
+    """Seed torch inside the block without changing the caller's global RNG state."""
+    cuda = torch.device(device).type == "cuda"
+    gpus = [torch.device(device).index or 0] if cuda else []
+    with torch.random.fork_rng(devices=gpus):
+        torch.manual_seed(seed)
+        yield
+
+
+def as_float32(X: np.ndarray) -> np.ndarray:
+    """Cast validated input to float32, refusing values that float32 cannot hold."""
+    X = np.asarray(X)
+    if X.size and np.abs(X).max() > _FLOAT32_MAX:
+        raise ValueError(
+            "Input contains values too large for float32 (|x| > 3.4e38); rescale the "
+            "features, e.g. with sklearn.preprocessing.StandardScaler."
+        )
+    return X.astype(np.float32, copy=False)
+
+
+class NeuralEstimator(BaseEstimator):
+    """Base class of all skinfo estimators (not for direct use).
+
+    Common parameters (same names in every estimator)
+    --------------------------------------------------
+    encoder : None, nn.Module class/factory or nn.Module instance
+        ``None`` builds an :class:`~skinfo.nn.encoders.MLP` with
+        ``hidden_layer_sizes`` and ``activation``. A callable is called as
+        ``encoder(input_shape)`` (``input_shape`` or ``(n_features,)``) and must
+        return a module mapping flat rows ``(B, n_features)`` to ``(B, d)``;
+        an instance is deep-copied at every fit.
+    hidden_layer_sizes : tuple of int
+        Hidden widths of the default MLP encoder.
+    activation : str
+        Activation of the default MLP encoder.
+    input_shape : tuple of int or None
+        Shape of one sample for image encoders, e.g. ``(1, 8, 8)``; rows of X
+        are reshaped by the encoder. Its product must equal ``n_features``.
+    max_epochs, batch_size, lr : int, int, float
+        Training length, mini-batch size and learning rate.
+    optimizer : {'adam', 'adamw', 'sgd', 'rmsprop'} or torch optimizer class
+    weight_decay : float
+    validation_fraction : float in (0, 1) or None
+        Fraction held out (stratified for classifiers) to record ``valid_loss``
+        and its components each epoch. ``None``: train on everything.
+    early_stopping : bool
+        Stop when the validation loss has not improved for
+        ``n_iter_no_change`` epochs and restore the best weights.
+    n_iter_no_change : int
+    device : 'auto', 'cpu', 'cuda' or 'cuda:N'
+        ``'auto'`` uses CUDA when available.
+    random_state : int, RandomState or None
+        Seeds weight initialization, batch order and any sampling; with an int,
+        fits on CPU are reproducible.
+    verbose : int
+        0 is silent; > 0 prints a per-epoch table with a progress bar.
+    callbacks : list of skorch callbacks or (name, callback) pairs, or None
+        Deep-copied at every fit, so the parameter is never modified.
+    """
+
+    def __init__(
+        self,
+        *,
+        encoder=None,
+        hidden_layer_sizes=(400, 200),
+        activation="elu",
+        input_shape=None,
+        max_epochs=50,
+        batch_size=128,
+        lr=1e-3,
+        optimizer="adam",
+        weight_decay=0.0,
+        validation_fraction=None,
+        early_stopping=False,
+        n_iter_no_change=10,
+        device="auto",
+        random_state=None,
+        verbose=0,
+        callbacks=None,
+    ):
+        self.encoder = encoder
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.input_shape = input_shape
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.callbacks = callbacks
+
+    # ------------------------------------------------------------------ hooks
+    def _build_module(self, X: np.ndarray, y: np.ndarray | None) -> nn.Module:
+        raise NotImplementedError
+
+    def _build_criterion(self, X: np.ndarray, y: np.ndarray | None) -> nn.Module:
+        raise NotImplementedError
+
+    def _param_groups(self) -> list:
+        """skorch ``optimizer__param_groups``: ``[(pattern, {option: value}), ...]``."""
+        return []
+
+    def _extra_callbacks(self) -> list:
+        return []
+
+    def _after_fit(self, X: np.ndarray, y: np.ndarray | None) -> None:
+        """Called after training with the float32 training data."""
+
+    def _validate_params_extra(self) -> None:
+        """Validate estimator-specific parameters at fit (never in ``__init__``)."""
+
+    # ------------------------------------------------------------- utilities
+    def _make_encoder(self, n_features: int) -> tuple[nn.Module, int]:
+        """Build the encoder for flat rows of ``n_features``; return it and its width."""
+        shape = (n_features,) if self.input_shape is None else tuple(self.input_shape)
+        if self.encoder is None:
+            module = MLP(n_features, self.hidden_layer_sizes, self.activation)
+        elif isinstance(self.encoder, nn.Module):
+            module = copy.deepcopy(self.encoder)
+        elif callable(self.encoder):
+            module = self.encoder(shape)
+            if not isinstance(module, nn.Module):
+                raise ValueError(
+                    f"encoder(input_shape) must return a torch nn.Module, got {type(module)}."
+                )
+        else:
+            raise ValueError(
+                "encoder must be None, an nn.Module, or a callable taking the input shape; "
+                f"got {self.encoder!r}."
+            )
+        return module, output_width(module, n_features)
+
+    def _check_common_params(self, n_features: int) -> None:
+        def positive_int(name):
+            value = getattr(self, name)
+            if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}.")
+
+        for name in ("max_epochs", "batch_size", "n_iter_no_change"):
+            positive_int(name)
+        if not isinstance(self.lr, Real) or not self.lr > 0:
+            raise ValueError(f"lr must be a positive float, got {self.lr!r}.")
+        if not isinstance(self.weight_decay, Real) or self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}.")
+        vf = self.validation_fraction
+        if vf is not None and not (isinstance(vf, Real) and 0 < vf < 1):
+            raise ValueError(f"validation_fraction must be None or in (0, 1), got {vf!r}.")
+        if self.early_stopping and vf is None:
+            raise ValueError("early_stopping=True needs a validation_fraction in (0, 1).")
+        if self.encoder is None:
+            sizes = self.hidden_layer_sizes
+            if not all(isinstance(s, Integral) and s > 0 for s in sizes):
+                raise ValueError(
+                    f"hidden_layer_sizes must be positive ints, got {self.hidden_layer_sizes!r}."
+                )
+        if self.input_shape is not None and int(np.prod(self.input_shape)) != n_features:
+            raise ValueError(
+                f"input_shape={tuple(self.input_shape)} holds {int(np.prod(self.input_shape))} "
+                f"values but X has {n_features} features."
+            )
+
+    def _optimizer_class(self) -> type[torch.optim.Optimizer]:
+        if isinstance(self.optimizer, str):
+            try:
+                return OPTIMIZERS[self.optimizer.lower()]
+            except KeyError:
+                raise ValueError(
+                    f"Unknown optimizer {self.optimizer!r}; expected one of {sorted(OPTIMIZERS)} "
+                    "or a torch.optim.Optimizer class."
+                ) from None
+        if isinstance(self.optimizer, type) and issubclass(self.optimizer, torch.optim.Optimizer):
+            return self.optimizer
+        raise ValueError(f"optimizer must be a name or an Optimizer class, got {self.optimizer!r}.")
+
+    def _callbacks(self, seed: int) -> list:
+        callbacks: list = [("loss_components", LossComponents())]
+        if self.verbose and self.verbose > 0:
+            callbacks.append(("progress_bar", ProgressBar()))
+        if self.early_stopping:
+            callbacks.append(
+                (
+                    "early_stopping",
+                    EarlyStopping(
+                        monitor="valid_loss", patience=self.n_iter_no_change, load_best=True
+                    ),
+                )
+            )
+        callbacks += self._extra_callbacks()
+        callbacks += copy.deepcopy(list(self.callbacks or []))
+        return callbacks
+
+    def _stratify(self) -> bool:
+        return False
+
+    def _fit_tensors(self, X: np.ndarray, y: np.ndarray | None) -> NeuralEstimator:
+        """Build the module, criterion and skorch net, and train on float32 ``X``."""
+        self._check_common_params(X.shape[1])
+        self._validate_params_extra()
+        self.device_ = resolve_device(self.device)
+        self._seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        split = None
+        if self.validation_fraction is not None:
+            split = ValidSplit(
+                self.validation_fraction, stratified=self._stratify(), random_state=self._seed
+            )
+        with torch_seed(self._seed, self.device_):
+            module = self._build_module(X, y)
+            criterion = self._build_criterion(X, y)
+            net = SkinfoNet(
+                module=module,
+                criterion=criterion,
+                optimizer=self._optimizer_class(),
+                optimizer__weight_decay=self.weight_decay,
+                optimizer__param_groups=self._param_groups(),
+                lr=self.lr,
+                max_epochs=self.max_epochs,
+                batch_size=self.batch_size,
+                iterator_train=TensorBatchIterator,
+                iterator_train__shuffle=True,
+                iterator_train__seed=self._seed,
+                iterator_valid=TensorBatchIterator,
+                train_split=split,
+                callbacks=self._callbacks(self._seed),
+                device=self.device_,
+                verbose=int(self.verbose or 0),
+            )
+            X_t = torch.from_numpy(np.array(X, dtype=np.float32, copy=True))
+            y_t = None if y is None else torch.from_numpy(np.asarray(y))
+            try:
+                net.fit(X_t, y_t)
+            finally:
+                self.net_ = net
+                self.history_ = History(
+                    [{k: v for k, v in row.items() if k != "batches"} for row in net.history]
+                )
+                self.n_iter_ = len(net.history)
+            self._after_fit(X, y)
+        return self
+
+    def _infer(
+        self,
+        X: np.ndarray,
+        fn: Callable[[nn.Module, torch.Tensor], torch.Tensor],
+        *,
+        grad: bool = False,
+    ) -> np.ndarray:
+        """Apply ``fn(module, x_batch)`` to float32 ``X`` batch-wise; float64 numpy out.
+
+        Runs in evaluation mode, under ``torch.no_grad()`` unless ``grad`` is
+        True (for scores that differentiate with respect to the input), and
+        with torch seeded from the fitted seed, so stochastic outputs are
+        reproducible call after call.
+        """
+        module = self.net_.module_
+        module.eval()
+        device = self.net_.device
+        outputs = []
+        grad_mode = torch.enable_grad() if grad else torch.no_grad()
+        size = INFERENCE_BATCH_SIZE
+        with torch_seed(self._seed, self.device_), grad_mode:
+            for start in range(0, X.shape[0], size):
+                rows = X[start : start + size]
+                # Every forward pass sees exactly `size` rows (the last batch is
+                # zero-padded): float32 matrix kernels then round each row the same
+                # way whatever the batch, so outputs do not depend on which other
+                # rows are predicted with it (sklearn's subset-invariance).
+                batch = np.zeros((size, X.shape[1]), dtype=np.float32)
+                batch[: len(rows)] = rows
+                out = fn(module, torch.from_numpy(batch).to(device))[: len(rows)]
+                outputs.append(out.detach().to("cpu", torch.float64).numpy())
+        return np.concatenate(outputs, axis=0)
+
+    def _validate_X(self, X) -> np.ndarray:
+        check_is_fitted(self, "net_")
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        return as_float32(X)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.non_deterministic = False
+        return tags
+
+
+class NeuralClassifier(
+    ClassifierMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, NeuralEstimator
+):
+    """Base class of the skinfo classifiers (not for direct use).
+
+    Labels may be any hashable values (ints, strings); they are encoded to
+    ``0..n_classes-1`` in the sorted order of ``classes_``. The module's
+    ``log_proba`` gives the class log-probabilities; ``predict_proba`` returns
+    their exponential, renormalized in float64 so each row sums to 1.
+    """
+
+    def _stratify(self) -> bool:
+        return True
+
+    def fit(self, X, y):
+        """Train the network on ``X`` (n_samples, n_features) and labels ``y``.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
+        X = as_float32(X)
+        check_classification_targets(y)
+        self.classes_, y_encoded = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs samples of at least 2 classes in the data, "
+                f"but the data contains only one class: {self.classes_[0]!r}."
+            )
+        self._fit_tensors(X, y_encoded.astype(np.int64))
+        self._n_features_out = self._infer(X[:1], lambda m, x: m.embed(x)).shape[1]
+        return self
+
+    def predict_log_proba(self, X) -> np.ndarray:
+        """Log of :meth:`predict_proba`, computed in log space (float64)."""
+        log_p = self._infer(self._validate_X(X), lambda m, x: m.log_proba(x))
+        return log_p - logsumexp(log_p, axis=1, keepdims=True)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, shape (n_samples, n_classes); rows sum to 1.
+
+        Columns follow ``classes_``.
+        """
+        proba = np.exp(self.predict_log_proba(X))
+        return proba / proba.sum(axis=1, keepdims=True)
+
+    def predict(self, X) -> np.ndarray:
+        """Most probable class label for each row (``classes_[argmax(predict_proba)]``)."""
+        log_proba = self.predict_log_proba(X)
+        return self.classes_[np.argmax(log_proba, axis=1)]
+
+    def transform(self, X) -> np.ndarray:
+        """The learned representation (deterministic), shape (n_samples, d)."""
+        return self._infer(self._validate_X(X), lambda m, x: m.embed(x))
+
+    def score_samples(self, X) -> np.ndarray:
+        """OOD normality score per row: higher means more in-distribution.
+
+        Which score is used depends on the estimator's ``ood_score`` parameter.
+        """
+        return self._infer(self._validate_X(X), self._score_samples_batch, grad=self._score_grad())
+
+    def _score_samples_batch(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _score_grad(self) -> bool:
+        return False

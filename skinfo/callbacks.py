@@ -1,0 +1,55 @@
+"""skorch callbacks used by the skinfo estimators.
+
+:class:`LossComponents` turns the per-batch loss components that
+:class:`skinfo._net.SkinfoNet` records into per-epoch averages, so that
+``estimator.history_[:, "train_<component>"]`` gives one value per epoch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from skorch.callbacks import Callback
+
+_SKORCH_KEYS = {"train_loss", "valid_loss", "train_batch_size", "valid_batch_size"}
+
+
+class LossComponents(Callback):
+    """Average every recorded loss component over the batches of an epoch.
+
+    Batch entries named ``train_<name>`` / ``valid_<name>`` (other than skorch's
+    own ``*_loss`` and ``*_batch_size``) are averaged with the batch sizes as
+    weights, i.e. the per-sample mean over the epoch, and written to the epoch
+    row of the history under the same name.
+
+    Examples
+    --------
+    >>> from skorch.history import History
+    >>> h = History()
+    >>> h.new_epoch()
+    >>> for size, ce in [(4, 1.0), (2, 4.0)]:
+    ...     h.new_batch()
+    ...     h.record_batch("train_batch_size", size)
+    ...     h.record_batch("train_ce", ce)
+    >>> class _Net:
+    ...     history = h
+    >>> LossComponents().on_epoch_end(_Net())
+    >>> h[-1, "train_ce"]
+    2.0
+    """
+
+    def on_epoch_end(self, net, **kwargs) -> None:
+        batches = net.history[-1]["batches"]
+        for prefix in ("train", "valid"):
+            sizes_key = f"{prefix}_batch_size"
+            names = {
+                key
+                for batch in batches
+                for key in batch
+                if key.startswith(prefix + "_") and key not in _SKORCH_KEYS
+            }
+            for name in sorted(names):
+                rows = [(b[sizes_key], b[name]) for b in batches if name in b and sizes_key in b]
+                if not rows:
+                    continue
+                weights, values = np.asarray(rows, dtype=np.float64).T
+                net.history.record(name, float(np.average(values, weights=weights)))

@@ -1,0 +1,118 @@
+"""Output heads and the classifier network that composes an encoder with one."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class DistanceLogits(nn.Module):
+    """Negative Euclidean distances to learned class centers: ``z_k = -||h - w_k||``.
+
+    The norm is computed as ``sqrt(sum((h - w_k)^2) + eps)`` so its gradient is
+    defined at ``h = w_k`` (the plain norm has none there); ``eps`` is tiny and
+    changes distances by at most ``sqrt(eps)``.
+
+    Parameters
+    ----------
+    in_features : int
+        Width of the representation ``h``.
+    n_classes : int
+        Number of centers ``w_k``.
+    eps : float, default=1e-12
+        Added under the square root.
+    init : {'zeros', 'normal'}, default='zeros'
+        Initial centers. ``'zeros'`` follows the paper (the labels break the
+        symmetry through the encoder); ``'normal'`` draws N(0, 1/in_features).
+
+    Examples
+    --------
+    >>> import torch
+    >>> head = DistanceLogits(2, 3)
+    >>> head(torch.tensor([[3.0, 4.0]]))
+    tensor([[-5., -5., -5.]], grad_fn=<NegBackward0>)
+    """
+
+    def __init__(
+        self, in_features: int, n_classes: int, eps: float = 1e-12, init: str = "zeros"
+    ) -> None:
+        super().__init__()
+        weight = torch.zeros(n_classes, in_features)
+        if init == "normal":
+            weight.normal_(0.0, in_features**-0.5)
+        elif init != "zeros":
+            raise ValueError(f"init must be 'zeros' or 'normal', got {init!r}.")
+        self.weight = nn.Parameter(weight)
+        self.eps = eps
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        sq = (h.unsqueeze(1) - self.weight.unsqueeze(0)).pow(2).sum(-1)
+        return -torch.sqrt(sq + self.eps)
+
+
+class EncoderHead(nn.Module):
+    """``head(encoder(x))``: the representation ``h = encoder(x)`` and its logits.
+
+    ``forward`` returns the logits; ``embed`` returns ``h``.
+    """
+
+    def __init__(self, encoder: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(x))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+
+class SoftmaxNetwork(EncoderHead):
+    """Encoder + affine logits with softmax probabilities (the SoftmaxCE baseline)."""
+
+    def log_proba(self, x: torch.Tensor) -> torch.Tensor:
+        return F.log_softmax(self(x), dim=-1)
+
+
+def ova_log_proba(logits: torch.Tensor, distance: bool) -> torch.Tensor:
+    """log p_k of the K independent one-vs-all problems (Padhy et al., Eq. 5 / 6).
+
+    Affine logits: ``p_k = sigmoid(z_k)``. Distance logits (``z_k <= 0``):
+    ``p_k = 2 sigmoid(z_k)``, so a distance of 0 gives confidence 1.
+    """
+    log_p = F.logsigmoid(logits)
+    return log_p + torch.log(torch.tensor(2.0, dtype=logits.dtype)) if distance else log_p
+
+
+def ova_log_complement(logits: torch.Tensor, distance: bool) -> torch.Tensor:
+    """log(1 - p_k), computed stably.
+
+    Affine: ``log(1 - sigmoid(z)) = logsigmoid(-z)``. Distance, with
+    ``d = -z >= 0``: ``1 - 2 sigmoid(-d) = (1 - e^-d) / (1 + e^-d)``, so
+    ``log(1 - p) = log(-expm1(-d)) - softplus(-d)``.
+    """
+    if not distance:
+        return F.logsigmoid(-logits)
+    d = (-logits).clamp_min(torch.finfo(logits.dtype).tiny)
+    return torch.log(-torch.expm1(-d)) - F.softplus(-d)
+
+
+class OVANetwork(EncoderHead):
+    """Encoder + one-vs-all head (affine or distance logits).
+
+    ``ova_log_proba`` gives the K unnormalized one-vs-all log-probabilities;
+    ``log_proba`` normalizes them over classes (``p_k / sum_j p_j``).
+    """
+
+    def __init__(self, encoder: nn.Module, head: nn.Module, distance: bool) -> None:
+        super().__init__(encoder, head)
+        self.distance = distance
+
+    def ova_log_proba(self, x: torch.Tensor) -> torch.Tensor:
+        return ova_log_proba(self(x), self.distance)
+
+    def log_proba(self, x: torch.Tensor) -> torch.Tensor:
+        log_p = self.ova_log_proba(x)
+        return log_p - torch.logsumexp(log_p, dim=-1, keepdim=True)

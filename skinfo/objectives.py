@@ -1,0 +1,72 @@
+"""Training objectives, one torch criterion per method.
+
+Every criterion is called as ``criterion(output, y, X=X, module=module)`` with
+the module's forward output, the encoded labels (or ``None``), the input batch
+and the module itself, and returns a dict: ``"loss"`` is the scalar to
+minimize, every other entry a named component that is logged to the history
+per epoch (``history_[:, "train_<name>"]``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .nn.heads import ova_log_complement, ova_log_proba
+
+
+class SoftmaxCrossEntropy(nn.Module):
+    """Mean softmax cross-entropy ``-log_softmax(logits)[y]`` (the SoftmaxCE baseline).
+
+    Components: ``ce``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> terms = SoftmaxCrossEntropy()(torch.zeros(4, 2), torch.tensor([0, 1, 0, 1]))
+    >>> round(float(terms["loss"]), 4)  # log 2
+    0.6931
+    """
+
+    def forward(self, logits, y, X=None, module=None) -> dict[str, torch.Tensor]:
+        ce = F.cross_entropy(logits, y)
+        return {"loss": ce, "ce": ce.detach()}
+
+
+class OneVsAllLoss(nn.Module):
+    """One-vs-all loss of Padhy et al. (2020), Eq. 7, averaged over the batch.
+
+    ``-log p_y(x) - sum_{k != y} log(1 - p_k(x))`` where ``p_k`` is the
+    one-vs-all probability of Eq. 5 (affine, ``sigmoid(z_k)``) or Eq. 6
+    (distance, ``2 sigmoid(z_k)`` with ``z_k = -||f(x) - w_k||``). Both
+    logarithms are evaluated stably (see
+    :func:`skinfo.nn.heads.ova_log_complement`).
+
+    Components: ``positive`` (mean ``-log p_y``) and ``negative`` (mean
+    ``-sum_{k != y} log(1 - p_k)``).
+
+    Parameters
+    ----------
+    distance : bool
+        Whether the logits are distance logits (factor-2 sigmoid).
+
+    Examples
+    --------
+    >>> import torch
+    >>> loss = OneVsAllLoss(distance=False)
+    >>> terms = loss(torch.zeros(1, 3), torch.tensor([0]))
+    >>> round(float(terms["loss"]), 4)  # 3 * log 2
+    2.0794
+    """
+
+    def __init__(self, distance: bool) -> None:
+        super().__init__()
+        self.distance = distance
+
+    def forward(self, logits, y, X=None, module=None) -> dict[str, torch.Tensor]:
+        onehot = F.one_hot(y, logits.shape[-1]).to(logits.dtype)
+        positive = -(onehot * ova_log_proba(logits, self.distance)).sum(-1).mean()
+        negative = -((1 - onehot) * ova_log_complement(logits, self.distance)).sum(-1).mean()
+        loss = positive + negative
+        return {"loss": loss, "positive": positive.detach(), "negative": negative.detach()}
