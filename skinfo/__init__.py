@@ -1,14 +1,33 @@
-"""skinfo: scikit-learn estimators for uncertainty-aware, information-theoretic deep learning."""
+"""skinfo: scikit-learn estimators for uncertainty-aware, information-theoretic deep learning.
+
+Estimators are imported lazily (on first attribute access), so ``import
+skinfo`` stays cheap and a module that needs an optional dependency only
+loads when used.
+"""
+
+from importlib import import_module
 
 from ._net import TrainingDivergedError
-from .ova import OVAClassifier
-from .softmax import SoftmaxClassifier
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "OVAClassifier",
-    "SoftmaxClassifier",
-    "TrainingDivergedError",
-    "__version__",
-]
+_LAZY = {
+    "SoftmaxClassifier": "softmax",
+    "OVAClassifier": "ova",
+    "VIBClassifier": "vib",
+    "MASSClassifier": "mass",
+    "IBINNClassifier": "ibinn",
+    "ApproxMassFlowDetector": "approx_mass",
+}
+
+__all__ = sorted([*_LAZY, "TrainingDivergedError", "__version__"])
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,11 +1,4 @@
-"""Training objectives, one torch criterion per method.
-
-Every criterion is called as ``criterion(output, y, X=X, module=module)`` with
-the module's forward output, the encoded labels (or ``None``), the input batch
-and the module itself, and returns a dict: ``"loss"`` is the scalar to
-minimize, every other entry a named component that is logged to the history
-per epoch (``history_[:, "train_<name>"]``).
-"""
+"""Softmax cross-entropy and the one-vs-all loss."""
 
 from __future__ import annotations
 
@@ -13,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .nn.heads import ova_log_complement, ova_log_proba
+from ..nn.heads import ova_log_complement, ova_log_proba
 
 
 class SoftmaxCrossEntropy(nn.Module):
