@@ -20,7 +20,16 @@ _LAZY = {
     "ApproxMassFlowDetector": "approx_mass",
 }
 
-__all__ = sorted([*_LAZY, "TrainingDivergedError", "__version__"])
+__all__ = [
+    "ApproxMassFlowDetector",
+    "IBINNClassifier",
+    "MASSClassifier",
+    "OVAClassifier",
+    "SoftmaxClassifier",
+    "TrainingDivergedError",
+    "VIBClassifier",
+    "__version__",
+]
 
 
 def __getattr__(name: str):

@@ -161,5 +161,7 @@ random_state, verbose, callbacks
         return np.exp(self._infer(self._validate_X(X), lambda m, x: m.ova_log_proba(x)))
 
     def _score_samples_batch(self, module, x):
-        log_p = module.ova_log_proba(x) if self.ood_score == "max_ova_proba" else module.log_proba(x)
+        log_p = (
+            module.ova_log_proba(x) if self.ood_score == "max_ova_proba" else module.log_proba(x)
+        )
         return log_p.max(dim=-1).values.exp()

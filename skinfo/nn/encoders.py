@@ -70,7 +70,9 @@ class MLP(nn.Sequential):
         out_features: int | None = None,
     ) -> None:
         layers: list[nn.Module] = []
-        width = int(math.prod(in_features)) if isinstance(in_features, Sequence) else int(in_features)
+        width = (
+            int(math.prod(in_features)) if isinstance(in_features, Sequence) else int(in_features)
+        )
         for size in hidden_layer_sizes:
             layers += [nn.Linear(width, int(size)), get_activation(activation)]
             width = int(size)

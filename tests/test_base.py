@@ -1,0 +1,207 @@
+"""The shared estimator base, exercised through SoftmaxClassifier and OVAClassifier."""
+
+import pickle
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import make_blobs
+from torch import nn
+
+from skinfo import OVAClassifier, SoftmaxClassifier, TrainingDivergedError
+from skinfo._base import INFERENCE_BATCH_SIZE
+from skinfo.nn.encoders import MLP
+
+FAST = dict(hidden_layer_sizes=(16,), max_epochs=5, lr=1e-2, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, y = make_blobs(n_samples=200, centers=3, n_features=4, random_state=0)
+    return X, y
+
+
+@pytest.mark.parametrize("Est", [SoftmaxClassifier, OVAClassifier])
+def test_same_seed_same_predictions_and_global_rng_untouched(Est, blobs):
+    X, y = blobs
+    torch.manual_seed(123)
+    expected_next = torch.rand(1)
+    torch.manual_seed(123)
+    p1 = Est(random_state=7, **FAST).fit(X, y).predict_proba(X)
+    assert torch.equal(torch.rand(1), expected_next)  # fit/predict fork the RNG
+    p2 = Est(random_state=7, **FAST).fit(X, y).predict_proba(X)
+    p3 = Est(random_state=8, **FAST).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(p1, p2)
+    assert not np.allclose(p1, p3)
+
+
+def test_string_labels_and_proba_columns(blobs):
+    X, y = blobs
+    names = np.array(["cat", "dog", "emu"])[y]
+    clf = SoftmaxClassifier(random_state=0, **FAST).fit(X, names)
+    assert list(clf.classes_) == ["cat", "dog", "emu"]
+    proba = clf.predict_proba(X)
+    assert proba.dtype == np.float64
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[proba.argmax(1)])
+    np.testing.assert_allclose(np.exp(clf.predict_log_proba(X)), proba, rtol=1e-12)
+    assert clf.score(X, names) > 0.9
+
+
+def test_history_has_every_loss_component_per_epoch(blobs):
+    X, y = blobs
+    clf = OVAClassifier(random_state=0, validation_fraction=0.2, **FAST).fit(X, y)
+    assert len(clf.history_) == clf.n_iter_ == FAST["max_epochs"]
+    for key in ("train_loss", "train_positive", "train_negative", "valid_loss", "valid_positive"):
+        assert len(clf.history_[:, key]) == FAST["max_epochs"]
+    # components add up to the total, epoch by epoch (sample-weighted means)
+    total = np.add(clf.history_[:, "train_positive"], clf.history_[:, "train_negative"])
+    np.testing.assert_allclose(total, clf.history_[:, "train_loss"], rtol=1e-5)
+
+
+def test_early_stopping_restores_and_stops(blobs):
+    X, y = blobs
+    clf = SoftmaxClassifier(
+        random_state=0,
+        hidden_layer_sizes=(16,),
+        max_epochs=200,
+        lr=5e-2,
+        validation_fraction=0.3,
+        early_stopping=True,
+        n_iter_no_change=3,
+        device="cpu",
+    ).fit(X, y)
+    assert clf.n_iter_ < 200
+
+
+class _NaNAfter(nn.Module):
+    """Identity that starts returning NaN after `k` training forward passes."""
+
+    def __init__(self, k):
+        super().__init__()
+        self.k, self.calls = k, 0
+
+    def forward(self, x):
+        if self.training:
+            self.calls += 1
+            if self.calls > self.k:
+                return x * float("nan")
+        return x
+
+
+def test_nan_loss_stops_with_clear_error(blobs):
+    X, y = blobs
+
+    def encoder(shape):
+        return nn.Sequential(MLP(shape, (8,)), _NaNAfter(4))
+
+    clf = SoftmaxClassifier(encoder=encoder, max_epochs=5, batch_size=50, device="cpu")
+    with pytest.raises(TrainingDivergedError, match=r"epoch 2.*'ce'") as info:
+        clf.fit(X, y)
+    assert isinstance(info.value, ValueError)
+    assert len(clf.history_) == 2  # the history up to the failure is kept
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (lambda X, y: (np.where(np.arange(X.size).reshape(X.shape) == 3, np.nan, X), y), "NaN"),
+        (lambda X, y: (np.where(np.arange(X.size).reshape(X.shape) == 3, np.inf, X), y), "inf"),
+        (lambda X, y: (X[:, 0], y), "2D array"),
+        (lambda X, y: (X[:0], y[:0]), "0 sample"),
+        (lambda X, y: (X, np.zeros_like(y)), "class"),
+        (lambda X, y: (X, y[:-1]), "inconsistent numbers of samples"),
+        (lambda X, y: (X * 1e39, y), "too large"),
+    ],
+    ids=["nan", "inf", "1d", "empty", "one-class", "mismatch", "huge"],
+)
+def test_bad_input_gives_clear_value_error(bad, match, blobs):
+    X, y = bad(*blobs)
+    with pytest.raises(ValueError, match=match):
+        SoftmaxClassifier(**FAST).fit(X, y)
+
+
+def test_wrong_n_features_at_predict(blobs):
+    X, y = blobs
+    clf = OVAClassifier(random_state=0, **FAST).fit(X, y)
+    with pytest.raises(ValueError, match="X has 3 features, but OVAClassifier is expecting 4"):
+        clf.predict_proba(X[:, :3])
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(max_epochs=0), "max_epochs"),
+        (dict(lr=-1.0), "lr"),
+        (dict(optimizer="nope"), "optimizer"),
+        (dict(validation_fraction=1.5), "validation_fraction"),
+        (dict(early_stopping=True), "validation_fraction"),
+        (dict(activation="nope"), "activation"),
+        (dict(input_shape=(2, 3)), "input_shape"),
+        (dict(logits="cosine"), "logits"),
+    ],
+)
+def test_bad_parameters_raise_at_fit(params, match, blobs):
+    X, y = blobs
+    clf = OVAClassifier(**{**FAST, **params})  # __init__ never validates
+    with pytest.raises(ValueError, match=match):
+        clf.fit(X, y)
+
+
+def test_inference_is_batched_and_memory_bounded():
+    """predict_proba on 200k rows never runs more than INFERENCE_BATCH_SIZE rows at once."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(500, 3)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    clf = SoftmaxClassifier(hidden_layer_sizes=(8,), max_epochs=2, random_state=0, device="cpu")
+    clf.fit(X, y)
+    big = rng.normal(size=(200_000, 3)).astype(np.float32)
+    seen = []
+    hook = clf.net_.module_.register_forward_hook(lambda m, inp, out: seen.append(len(inp[0])))
+    try:
+        proba = clf.predict_proba(big)
+    finally:
+        hook.remove()
+    assert proba.shape == (200_000, 2)
+    assert max(seen) == INFERENCE_BATCH_SIZE
+    assert len(seen) == -(-200_000 // INFERENCE_BATCH_SIZE)
+    # same values as one direct forward pass on a few rows
+    with torch.no_grad():
+        direct = torch.softmax(clf.net_.module_(torch.from_numpy(big[:5])), -1).double().numpy()
+    np.testing.assert_allclose(proba[:5], direct, rtol=1e-5)
+
+
+@pytest.mark.parametrize("Est", [SoftmaxClassifier, OVAClassifier])
+def test_pickle_and_joblib_round_trip(Est, blobs, tmp_path):
+    X, y = blobs
+    clf = Est(random_state=0, **FAST).fit(X, y)
+    again = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
+    joblib.dump(clf, tmp_path / "model.joblib")
+    loaded = joblib.load(tmp_path / "model.joblib")
+    np.testing.assert_array_equal(loaded.score_samples(X), clf.score_samples(X))
+
+
+def test_encoder_factory_instance_and_input_shape():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 16))
+    y = np.repeat([0, 1], 30)
+    X[y == 1] += 1.0
+    from skinfo.nn.encoders import SmallCNN
+
+    cnn = SoftmaxClassifier(encoder=SmallCNN, input_shape=(1, 4, 4), **FAST).fit(X, y)
+    assert cnn.transform(X).shape == (60, 128)
+    instance = MLP(16, (6,))
+    est = SoftmaxClassifier(encoder=instance, **FAST).fit(X, y)
+    assert est.transform(X).shape == (60, 6)
+    assert est.encoder is instance  # the parameter is deep-copied, never trained in place
+    assert not any(p.grad is not None for p in instance.parameters())
+
+
+def test_feature_names_out_and_transform(blobs):
+    X, y = blobs
+    clf = SoftmaxClassifier(random_state=0, **FAST).fit(X, y)
+    Z = clf.transform(X)
+    assert Z.shape == (len(X), 16)
+    assert list(clf.get_feature_names_out())[:2] == ["softmaxclassifier0", "softmaxclassifier1"]

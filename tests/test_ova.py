@@ -1,0 +1,124 @@
+"""OVAClassifier: the one-vs-all loss, the distance logits and the "none of the above" behaviour."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skinfo import OVAClassifier, SoftmaxClassifier
+from skinfo.nn.heads import DistanceLogits, ova_log_complement, ova_log_proba
+from skinfo.objectives import OneVsAllLoss
+
+
+def _numpy_ova_loss(z, y, distance):
+    """Eq. 7 of Padhy et al. written naively in float64 numpy."""
+    sig = 1.0 / (1.0 + np.exp(-z))
+    p = 2.0 * sig if distance else sig
+    total = 0.0
+    for i, label in enumerate(y):
+        total += -np.log(p[i, label])
+        total += -sum(np.log(1.0 - p[i, k]) for k in range(z.shape[1]) if k != label)
+    return total / len(y)
+
+
+@pytest.mark.parametrize("distance", [False, True])
+def test_ova_loss_matches_numpy(distance):
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(7, 4)) * 2
+    if distance:
+        z = -np.abs(z) - 0.05  # distance logits are <= 0
+    y = rng.integers(0, 4, size=7)
+    terms = OneVsAllLoss(distance=distance)(torch.from_numpy(z), torch.from_numpy(y))
+    np.testing.assert_allclose(float(terms["loss"]), _numpy_ova_loss(z, y, distance), rtol=1e-10)
+    np.testing.assert_allclose(
+        float(terms["positive"] + terms["negative"]), float(terms["loss"]), rtol=1e-12
+    )
+
+
+def test_stable_log_probabilities_at_extremes():
+    d = torch.tensor([1e-8, 1e-3, 1.0, 50.0, 800.0], dtype=torch.float64)
+    log_p = ova_log_proba(-d, distance=True)
+    log_q = ova_log_complement(-d, distance=True)
+    with np.errstate(over="ignore"):
+        p = 2.0 / (1.0 + np.exp(d.numpy()))
+    np.testing.assert_allclose(log_p.exp().numpy(), p, rtol=1e-12)
+    assert torch.isfinite(log_q).all()
+    # log(1 - p) = log tanh(d / 2) exactly
+    np.testing.assert_allclose(
+        log_q.numpy(), np.log(np.tanh(d.numpy() / 2)), rtol=1e-10, atol=1e-15
+    )
+
+
+def test_distance_logits_closed_form_and_finite_gradient_at_center():
+    head = DistanceLogits(3, 2).double()
+    with torch.no_grad():
+        head.weight.copy_(torch.tensor([[0.0, 0.0, 0.0], [1.0, 2.0, 2.0]]))
+    h = torch.tensor([[1.0, 2.0, 2.0]], dtype=torch.float64, requires_grad=True)
+    z = head(h)
+    np.testing.assert_allclose(z.detach().numpy(), [[-3.0, 0.0]], atol=1e-6)
+    z[0, 1].backward()  # at h == w_1: the plain norm has no gradient there
+    assert torch.isfinite(h.grad).all()
+
+
+def test_predict_proba_is_normalized_ova_proba():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(90, 5))
+    y = np.repeat([0, 1, 2], 30)
+    X += y[:, None]
+    clf = OVAClassifier(hidden_layer_sizes=(16,), max_epochs=10, lr=1e-2, random_state=0)
+    clf.fit(X, y)
+    ova = clf.predict_ova_proba(X)
+    assert ova.min() >= 0 and ova.max() <= 1
+    assert not np.allclose(ova.sum(1), 1.0)  # "none of the above": no simplex constraint
+    np.testing.assert_allclose(clf.predict_proba(X), ova / ova.sum(1, keepdims=True), rtol=1e-6)
+    np.testing.assert_allclose(clf.score_samples(X), ova.max(1), rtol=1e-6)
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[ova.argmax(1)])
+
+
+@pytest.mark.slow
+def test_toy_confidence_falls_far_from_data_for_distance_ova_only():
+    """The OVA paper's Figure 1: far from the data, distance-OVA confidence falls, softmax stays."""
+    from skinfo.datasets import make_ova_toy
+
+    X, y = make_ova_toy(200, random_state=0)
+    common = dict(hidden_layer_sizes=(16, 16), max_epochs=60, lr=1e-2, random_state=0)
+    ova = OVAClassifier(logits="distance", **common).fit(X, y)
+    softmax = SoftmaxClassifier(**common).fit(X, y)
+    assert ova.score(X, y) > 0.95 and softmax.score(X, y) > 0.95
+    angles = np.linspace(0, 2 * np.pi, 16, endpoint=False)
+    far = 100.0 * np.c_[np.cos(angles), np.sin(angles)]
+    assert ova.predict_ova_proba(far).max(axis=1).max() < 0.5
+    assert softmax.predict_proba(far).max(axis=1).min() > 0.95
+    # on the data itself the OVA confidence is high
+    assert np.median(ova.predict_ova_proba(X).max(axis=1)) > 0.8
+
+
+@pytest.mark.slow
+def test_grid_search_pipeline_with_ece_scorer_on_digits():
+    from skinfo.datasets import load_digits_split
+    from skinfo.metrics import expected_calibration_error
+    from skinfo.scorers import neg_expected_calibration_error
+
+    X_train, X_test, y_train, y_test = load_digits_split(random_state=0)
+    pipe = Pipeline(
+        [
+            ("scale", StandardScaler()),
+            ("clf", OVAClassifier(hidden_layer_sizes=(64,), max_epochs=8, random_state=0)),
+        ]
+    )
+    search = GridSearchCV(
+        pipe,
+        {"clf__logits": ["distance", "affine"]},
+        scoring=neg_expected_calibration_error,
+        cv=2,
+        n_jobs=2,
+    ).fit(X_train, y_train)
+    assert search.best_params_["clf__logits"] in ("distance", "affine")
+    scores = search.cv_results_["mean_test_score"]
+    assert np.all(scores <= 0) and np.all(np.isfinite(scores))
+    best = search.best_estimator_
+    ece = expected_calibration_error(y_test, best.predict_proba(X_test))
+    assert search.score(X_test, y_test) == pytest.approx(-ece)
+    assert best.score(X_test, y_test) > 0.85
