@@ -8,6 +8,7 @@ loads when used.
 from importlib import import_module
 
 from ._net import TrainingDivergedError
+from .persistence import load, save
 
 __version__ = "0.1.0"
 
@@ -29,6 +30,8 @@ __all__ = [
     "TrainingDivergedError",
     "VIBClassifier",
     "__version__",
+    "load",
+    "save",
 ]
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import warnings
 from collections.abc import Callable, Iterator
 from numbers import Integral, Real
 
@@ -41,8 +42,8 @@ from skorch.dataset import ValidSplit
 from skorch.history import History
 from torch import nn
 
-from ._net import SkinfoNet, TensorBatchIterator
-from .callbacks import LossComponents
+from ._net import SkinfoNet, TensorBatchIterator, TrainingDivergedError
+from .callbacks import BestWeights, LossComponents
 from .nn.encoders import MLP, output_width
 
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
@@ -56,6 +57,10 @@ OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
 INFERENCE_BATCH_SIZE = 1024
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+class TrainingDivergedWarning(UserWarning):
+    """Training diverged and the best earlier weights were restored (``on_nan='restore'``)."""
 
 
 def resolve_device(device: str | torch.device) -> str:
@@ -124,6 +129,15 @@ class NeuralEstimator(BaseEstimator):
         0 is silent; > 0 prints a per-epoch table with a progress bar.
     callbacks : list of skorch callbacks or (name, callback) pairs, or None
         Deep-copied at every fit, so the parameter is never modified.
+    warm_start : bool
+        If True and the estimator is fitted, ``fit`` continues training the
+        fitted weights for ``max_epochs`` more epochs (same classes and
+        features required); otherwise every ``fit`` starts afresh.
+    on_nan : {'raise', 'restore'}
+        What to do when a loss becomes NaN/inf: raise
+        :class:`~skinfo.TrainingDivergedError` (naming the epoch and the loss
+        component), or restore the weights of the best finite epoch and warn
+        with :class:`TrainingDivergedWarning`.
     """
 
     def __init__(
@@ -145,6 +159,8 @@ class NeuralEstimator(BaseEstimator):
         random_state=None,
         verbose=0,
         callbacks=None,
+        warm_start=False,
+        on_nan="raise",
     ):
         self.encoder = encoder
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -162,6 +178,8 @@ class NeuralEstimator(BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
+        self.warm_start = warm_start
+        self.on_nan = on_nan
 
     # ------------------------------------------------------------------ hooks
     def _build_module(self, X: np.ndarray, y: np.ndarray | None) -> nn.Module:
@@ -248,6 +266,9 @@ class NeuralEstimator(BaseEstimator):
 
     def _callbacks(self, seed: int) -> list:
         callbacks: list = [("loss_components", LossComponents())]
+        if self.on_nan == "restore":
+            monitor = "valid_loss" if self.validation_fraction is not None else "train_loss"
+            callbacks.append(("best_weights", BestWeights(monitor=monitor)))
         if self.verbose and self.verbose > 0:
             callbacks.append(("progress_bar", ProgressBar()))
         if self.early_stopping:
@@ -266,50 +287,97 @@ class NeuralEstimator(BaseEstimator):
     def _stratify(self) -> bool:
         return False
 
+    def _make_net(self, module: nn.Module, criterion: nn.Module, split) -> SkinfoNet:
+        """The skorch net that trains ``module`` with ``criterion`` (not yet initialized)."""
+        return SkinfoNet(
+            module=module,
+            criterion=criterion,
+            optimizer=self._optimizer_class(),
+            optimizer__weight_decay=self.weight_decay,
+            optimizer__param_groups=self._param_groups(),
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            iterator_train=TensorBatchIterator,
+            iterator_train__shuffle=True,
+            iterator_train__seed=self._seed,
+            iterator_valid=TensorBatchIterator,
+            train_split=split,
+            callbacks=self._callbacks(self._seed),
+            device=self.device_,
+            verbose=int(self.verbose or 0),
+        )
+
     def _fit_tensors(self, X: np.ndarray, y: np.ndarray | None) -> NeuralEstimator:
-        """Build the module, criterion and skorch net, and train on float32 ``X``."""
+        """Build the module, criterion and skorch net, and train on float32 ``X``.
+
+        With ``warm_start=True`` and a fitted net, training continues from the
+        fitted weights (and optimizer state) for ``max_epochs`` more epochs.
+        A ``KeyboardInterrupt`` stops training and keeps the model and the
+        history of the completed epochs. A diverging loss raises
+        :class:`TrainingDivergedError`, or with ``on_nan='restore'`` restores the
+        weights of the best finite epoch and warns.
+        """
         self._check_common_params(X.shape[1])
         self._validate_params_extra()
-        self.device_ = resolve_device(self.device)
-        self._seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        split = None
-        if self.validation_fraction is not None:
-            split = ValidSplit(
-                self.validation_fraction, stratified=self._stratify(), random_state=self._seed
-            )
-        with torch_seed(self._seed, self.device_):
-            module = self._build_module(X, y)
-            criterion = self._build_criterion(X, y)
-            net = SkinfoNet(
-                module=module,
-                criterion=criterion,
-                optimizer=self._optimizer_class(),
-                optimizer__weight_decay=self.weight_decay,
-                optimizer__param_groups=self._param_groups(),
-                lr=self.lr,
-                max_epochs=self.max_epochs,
-                batch_size=self.batch_size,
-                iterator_train=TensorBatchIterator,
-                iterator_train__shuffle=True,
-                iterator_train__seed=self._seed,
-                iterator_valid=TensorBatchIterator,
-                train_split=split,
-                callbacks=self._callbacks(self._seed),
-                device=self.device_,
-                verbose=int(self.verbose or 0),
-            )
-            X_t = torch.from_numpy(np.array(X, dtype=np.float32, copy=True))
-            y_t = None if y is None else torch.from_numpy(np.asarray(y))
+        if self.on_nan not in ("raise", "restore"):
+            raise ValueError(f"on_nan must be 'raise' or 'restore', got {self.on_nan!r}.")
+        continuing = bool(self.warm_start) and hasattr(self, "net_")
+        if not continuing:
+            self.device_ = resolve_device(self.device)
+            self._seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        X_t = torch.from_numpy(np.array(X, dtype=np.float32, copy=True))
+        y_t = None if y is None else torch.from_numpy(np.asarray(y))
+        previous_epochs = len(self.net_.history) if continuing else 0
+        with torch_seed(self._seed + previous_epochs, self.device_):
+            if continuing:
+                net = self.net_
+                # a fresh batch order for the new epochs (set directly: skorch's set_params
+                # would re-initialize an initialized net)
+                net.iterator_train__seed = self._seed + previous_epochs
+            else:
+                split = None
+                if self.validation_fraction is not None:
+                    split = ValidSplit(
+                        self.validation_fraction,
+                        stratified=self._stratify(),
+                        random_state=self._seed,
+                    )
+                module = self._build_module(X, y)
+                net = self._make_net(module, self._build_criterion(X, y), split)
+                net.initialize()
+            self.net_ = net
             try:
-                net.fit(X_t, y_t)
+                net.partial_fit(X_t, y_t)
+            except TrainingDivergedError as error:
+                if self.on_nan != "restore" or not self._restore_best(error):
+                    raise
             finally:
-                self.net_ = net
+                # an interrupted or failed epoch has no train_loss: keep completed epochs only
                 self.history_ = History(
-                    [{k: v for k, v in row.items() if k != "batches"} for row in net.history]
+                    [
+                        {k: v for k, v in row.items() if k != "batches"}
+                        for row in net.history
+                        if "train_loss" in row
+                    ]
                 )
-                self.n_iter_ = len(net.history)
+                self.n_iter_ = len(self.history_)
             self._after_fit(X, y)
         return self
+
+    def _restore_best(self, error: TrainingDivergedError) -> bool:
+        """Load the weights of the best finite epoch after a divergence; False if none."""
+        best = dict(self.net_.callbacks_).get("best_weights")
+        if best is None or best.state is None:
+            return False
+        self.net_.module_.load_state_dict(best.state)
+        warnings.warn(
+            f"{error} The weights of epoch {best.epoch} (the best finite "
+            f"{best.monitor}) were restored (on_nan='restore').",
+            TrainingDivergedWarning,
+            stacklevel=3,
+        )
+        return True
 
     def _infer(
         self,
@@ -349,6 +417,16 @@ class NeuralEstimator(BaseEstimator):
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         return as_float32(X)
 
+    def save(self, path) -> None:
+        """Save the fitted estimator in the safe format (see :func:`skinfo.save`).
+
+        Parameters are stored as JSON and weights as a torch state dict;
+        :func:`skinfo.load` reads the file without running code from it.
+        """
+        from .persistence import save
+
+        save(self, path)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
@@ -378,17 +456,27 @@ class NeuralClassifier(
         self : object
             The fitted estimator.
         """
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
+        continuing = bool(self.warm_start) and hasattr(self, "net_")
+        X, y = validate_data(self, X, y, reset=not continuing, dtype=[np.float64, np.float32])
         X = as_float32(X)
         check_classification_targets(y)
-        self.classes_, y_encoded = np.unique(y, return_inverse=True)
+        classes, y_encoded = np.unique(y, return_inverse=True)
+        if continuing and not np.array_equal(classes, self.classes_):
+            raise ValueError(
+                f"warm_start=True needs the classes seen before {list(self.classes_)}; "
+                f"got {list(classes)}. Set warm_start=False to train afresh."
+            )
+        self.classes_ = classes
         if len(self.classes_) < 2:
             raise ValueError(
                 f"{type(self).__name__} needs samples of at least 2 classes in the data, "
                 f"but the data contains only one class: {self.classes_[0]!r}."
             )
         self._fit_tensors(X, y_encoded.astype(np.int64))
-        self._n_features_out = self._infer(X[:1], lambda m, x: m.embed(x)).shape[1]
+        module = self.net_.module_.eval()
+        with torch.no_grad():
+            first_row = torch.from_numpy(np.array(X[:1], np.float32)).to(self.net_.device)
+            self._n_features_out = int(module.embed(first_row).shape[1])
         return self
 
     def predict_log_proba(self, X) -> np.ndarray:

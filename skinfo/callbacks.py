@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 from skorch.callbacks import Callback
 
@@ -53,3 +55,32 @@ class LossComponents(Callback):
                     continue
                 weights, values = np.asarray(rows, dtype=np.float64).T
                 net.history.record(name, float(np.average(values, weights=weights)))
+
+
+class BestWeights(Callback):
+    """Keep an in-memory copy of the weights of the epoch with the best finite score.
+
+    Used by ``on_nan='restore'``: when a later epoch diverges, the estimator
+    loads ``state`` back. Costs one copy of the weights per improving epoch.
+
+    Parameters
+    ----------
+    monitor : str, default="train_loss"
+        History key to minimize.
+    """
+
+    def __init__(self, monitor: str = "train_loss") -> None:
+        self.monitor = monitor
+
+    def initialize(self):
+        self.state = None
+        self.epoch = None
+        self.best = np.inf
+        return self
+
+    def on_epoch_end(self, net, **kwargs) -> None:
+        score = net.history[-1].get(self.monitor, np.nan)
+        if np.isfinite(score) and score < self.best:
+            self.best = float(score)
+            self.epoch = len(net.history)
+            self.state = copy.deepcopy(net.module_.state_dict())

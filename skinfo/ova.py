@@ -52,7 +52,7 @@ class OVAClassifier(NeuralClassifier):
         Normality score returned by :meth:`score_samples`.
     encoder, hidden_layer_sizes, activation, input_shape, max_epochs, batch_size, lr, \
 optimizer, weight_decay, validation_fraction, early_stopping, n_iter_no_change, device, \
-random_state, verbose, callbacks
+random_state, verbose, callbacks, warm_start, on_nan
         Common parameters, see :ref:`common-parameters`.
 
     Attributes
@@ -108,6 +108,8 @@ random_state, verbose, callbacks
         random_state=None,
         verbose=0,
         callbacks=None,
+        warm_start=False,
+        on_nan="raise",
     ):
         self.logits = logits
         self.center_init = center_init
@@ -129,6 +131,8 @@ random_state, verbose, callbacks
             random_state=random_state,
             verbose=verbose,
             callbacks=callbacks,
+            warm_start=warm_start,
+            on_nan=on_nan,
         )
 
     def _validate_params_extra(self) -> None:

@@ -28,7 +28,7 @@ class SoftmaxClassifier(NeuralClassifier):
         predictive entropy.
     encoder, hidden_layer_sizes, activation, input_shape, max_epochs, batch_size, lr, \
 optimizer, weight_decay, validation_fraction, early_stopping, n_iter_no_change, device, \
-random_state, verbose, callbacks
+random_state, verbose, callbacks, warm_start, on_nan
         Common parameters, see :ref:`common-parameters`.
 
     Attributes
@@ -79,6 +79,8 @@ random_state, verbose, callbacks
         random_state=None,
         verbose=0,
         callbacks=None,
+        warm_start=False,
+        on_nan="raise",
     ):
         self.ood_score = ood_score
         super().__init__(
@@ -98,6 +100,8 @@ random_state, verbose, callbacks
             random_state=random_state,
             verbose=verbose,
             callbacks=callbacks,
+            warm_start=warm_start,
+            on_nan=on_nan,
         )
 
     def _validate_params_extra(self) -> None:

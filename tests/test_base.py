@@ -100,7 +100,60 @@ def test_nan_loss_stops_with_clear_error(blobs):
     with pytest.raises(TrainingDivergedError, match=r"epoch 2.*'ce'") as info:
         clf.fit(X, y)
     assert isinstance(info.value, ValueError)
-    assert len(clf.history_) == 2  # the history up to the failure is kept
+    assert len(clf.history_) == 1  # the completed epochs are kept
+    assert np.isfinite(clf.history_[:, "train_loss"]).all()
+
+
+def test_on_nan_restore_keeps_best_weights_and_warns(blobs):
+    from skinfo._base import TrainingDivergedWarning
+
+    X, y = blobs
+
+    def encoder(shape):
+        return nn.Sequential(MLP(shape, (8,)), _NaNAfter(9))
+
+    clf = SoftmaxClassifier(
+        encoder=encoder, max_epochs=6, batch_size=50, on_nan="restore", random_state=0
+    )
+    with pytest.warns(TrainingDivergedWarning, match="epoch 2"):
+        clf.fit(X, y)  # 4 batches per epoch: the 10th forward pass (epoch 3) gives NaN
+    assert len(clf.history_) == 2
+    proba = clf.predict_proba(X)
+    assert np.isfinite(proba).all()
+    best = int(np.argmin(clf.history_[:, "train_loss"]))
+    assert clf.history_[best, "epoch"] == 2
+
+
+def test_warm_start_continues_training(blobs):
+    X, y = blobs
+    clf = SoftmaxClassifier(warm_start=True, random_state=0, **FAST).fit(X, y)
+    first = clf.history_[-1, "train_loss"]
+    weights = [p.detach().clone() for p in clf.net_.module_.parameters()]
+    clf.fit(X, y)
+    assert len(clf.history_) == 2 * FAST["max_epochs"]
+    assert clf.history_[-1, "train_loss"] < first
+    changed = [not torch.equal(a, b) for a, b in zip(weights, clf.net_.module_.parameters())]
+    assert any(changed)
+    with pytest.raises(ValueError, match="warm_start"):
+        clf.fit(X[y < 2], y[y < 2])
+    with pytest.raises(ValueError, match="features"):
+        clf.fit(X[:, :3], y)
+    cold = SoftmaxClassifier(random_state=0, **FAST).fit(X, y).fit(X, y)
+    assert len(cold.history_) == FAST["max_epochs"]
+
+
+def test_keyboard_interrupt_keeps_usable_model(blobs):
+    from skorch.callbacks import Callback
+
+    class StopAtEpoch3(Callback):
+        def on_epoch_begin(self, net, **kwargs):
+            if len(net.history) == 3:
+                raise KeyboardInterrupt
+
+    X, y = blobs
+    clf = SoftmaxClassifier(callbacks=[StopAtEpoch3()], random_state=0, **FAST).fit(X, y)
+    assert len(clf.history_) == 2 == clf.n_iter_
+    assert clf.score(X, y) > 0.5
 
 
 @pytest.mark.parametrize(

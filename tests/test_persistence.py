@@ -1,0 +1,124 @@
+"""Safe persistence (JSON parameters + torch state dict) and its refusal to run code."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import make_blobs
+
+import skinfo
+from skinfo import OVAClassifier, SoftmaxClassifier
+from skinfo.nn.encoders import SmallCNN
+from skinfo.persistence import InconsistentVersionWarning
+
+FAST = dict(hidden_layer_sizes=(16,), max_epochs=3, lr=1e-2, device="cpu", random_state=0)
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = make_blobs(n_samples=120, centers=3, n_features=4, random_state=0)
+    return X, np.array(["a", "b", "c"])[y]
+
+
+@pytest.mark.parametrize(
+    "est",
+    [
+        SoftmaxClassifier(**FAST),
+        OVAClassifier(logits="distance", **FAST),
+        OVAClassifier(logits="affine", ood_score="max_proba", **FAST),
+    ],
+)
+def test_round_trip_identical_outputs(est, data, tmp_path):
+    X, y = data
+    est.fit(X, y)
+    path = tmp_path / "model.skinfo"
+    est.save(path)
+    again = skinfo.load(path)
+    assert type(again) is type(est)
+    assert again.get_params() == est.get_params()
+    np.testing.assert_array_equal(again.classes_, est.classes_)
+    np.testing.assert_array_equal(again.predict_proba(X), est.predict_proba(X))
+    np.testing.assert_array_equal(again.score_samples(X), est.score_samples(X))
+    np.testing.assert_array_equal(again.transform(X), est.transform(X))
+    assert again.history_[:, "train_loss"] == est.history_[:, "train_loss"]
+
+
+def test_skinfo_encoder_factory_is_stored_and_others_are_refused(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 16))
+    y = np.repeat([0, 1], 20)
+    cnn = SoftmaxClassifier(encoder=SmallCNN, input_shape=(1, 4, 4), **FAST).fit(X, y)
+    cnn.save(tmp_path / "cnn.skinfo")
+    again = skinfo.load(tmp_path / "cnn.skinfo")
+    assert again.encoder is SmallCNN
+    np.testing.assert_array_equal(again.predict_proba(X), cnn.predict_proba(X))
+
+    def my_encoder(shape):
+        return torch.nn.Linear(16, 4)
+
+    custom = SoftmaxClassifier(encoder=my_encoder, **FAST).fit(X, y)
+    with pytest.raises(ValueError, match="cannot be stored in the safe format"):
+        custom.save(tmp_path / "custom.skinfo")
+
+
+def test_unfitted_cannot_be_saved(tmp_path):
+    with pytest.raises(ValueError, match="not fitted"):
+        SoftmaxClassifier().save(tmp_path / "x.skinfo")
+
+
+class _Exploit:
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {_Exploit.marker}",))
+
+
+def test_tampered_file_does_not_run_code(tmp_path):
+    marker = tmp_path / "pwned"
+    _Exploit.marker = marker
+    path = tmp_path / "evil.skinfo"
+    with open(path, "wb") as f:
+        pickle.dump({"format": "skinfo-estimator", "payload": _Exploit()}, f)
+    with pytest.raises(ValueError, match="cannot be loaded safely|not a skinfo"):
+        skinfo.load(path)
+    assert not marker.exists()
+    torch.save({"format": "skinfo-estimator", "format_version": 1, "payload": _Exploit()}, path)
+    with pytest.raises(ValueError, match="cannot be loaded safely"):
+        skinfo.load(path)
+    assert not marker.exists()
+
+
+def test_foreign_and_other_version_files(data, tmp_path):
+    X, y = data
+    est = SoftmaxClassifier(**FAST).fit(X, y)
+    path = tmp_path / "m.skinfo"
+    est.save(path)
+    payload = torch.load(path, weights_only=True)
+    torch.save({**payload, "skinfo_version": "0.0.1"}, path)
+    with pytest.warns(InconsistentVersionWarning, match="0.0.1"):
+        skinfo.load(path)
+    torch.save({**payload, "format_version": 99}, path)
+    with pytest.raises(ValueError, match="format 99"):
+        skinfo.load(path)
+    torch.save({**payload, "estimator": "os"}, path)
+    with pytest.raises(ValueError, match="unknown estimator"):
+        skinfo.load(path)
+    torch.save({"some": torch.zeros(2)}, path)
+    with pytest.raises(ValueError, match="not a skinfo estimator file"):
+        skinfo.load(path)
+
+
+def test_cuda_trained_model_loads_on_cpu(data, tmp_path):
+    """A file whose training device is CUDA loads on a machine without it."""
+    X, y = data
+    est = SoftmaxClassifier(**FAST).fit(X, y)
+    est.device_ = "cuda"  # as if trained on GPU; weights are stored on CPU either way
+    path = tmp_path / "gpu.skinfo"
+    est.save(path)
+    est.device_ = "cpu"
+    if torch.cuda.is_available():
+        pytest.skip("this check is about machines without CUDA")
+    again = skinfo.load(path)
+    assert again.device_ == "cpu"
+    np.testing.assert_array_equal(again.predict_proba(X), est.predict_proba(X))
