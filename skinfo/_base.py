@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from scipy.special import logsumexp
 from sklearn.base import (
@@ -55,6 +56,9 @@ OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
 
 #: Rows per forward pass at inference; memory does not grow with n_samples.
 INFERENCE_BATCH_SIZE = 1024
+
+#: Sparse input with at most this many values (rows x features) is densified.
+MAX_DENSIFIED_SIZE = 50_000_000
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -410,12 +414,42 @@ class NeuralEstimator(BaseEstimator):
                 batch[: len(rows)] = rows
                 out = fn(module, torch.from_numpy(batch).to(device))[: len(rows)]
                 outputs.append(out.detach().to("cpu", torch.float64).numpy())
-        return np.concatenate(outputs, axis=0)
+        result = np.concatenate(outputs, axis=0)
+        if np.isnan(result).any():
+            bad = int(np.isnan(result).reshape(len(result), -1).any(axis=1).sum())
+            raise ValueError(
+                f"The model gave NaN for {bad} of {len(result)} rows. Inputs far outside "
+                "the training range (e.g. |x| ~ 1e30) overflow float32; rescale them "
+                "like the training data."
+            )
+        return result
+
+    def _check_input(self, X, y="no_validation", *, reset: bool):
+        """sklearn validation of X (and y), then float32; sparse X is densified if small.
+
+        Returns ``X``, or ``(X, y)`` when ``y`` is passed (``None`` included, so
+        that a missing target gets sklearn's error).
+        """
+        kwargs = dict(reset=reset, dtype=[np.float64, np.float32], accept_sparse=("csr", "csc"))
+        no_y = isinstance(y, str) and y == "no_validation"
+        if no_y:
+            X = validate_data(self, X, **kwargs)
+        else:
+            X, y = validate_data(self, X, y, **kwargs)
+        if sp.issparse(X):
+            if X.shape[0] * X.shape[1] > MAX_DENSIFIED_SIZE:
+                raise ValueError(
+                    f"Sparse input of shape {X.shape} is too large to densify "
+                    f"(> {MAX_DENSIFIED_SIZE:.0e} values); the networks need dense input. "
+                    "Reduce it first, e.g. with sklearn.decomposition.TruncatedSVD."
+                )
+            X = X.toarray()
+        X = as_float32(X)
+        return X if no_y else (X, y)
 
     def _validate_X(self, X) -> np.ndarray:
         check_is_fitted(self, "net_")
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        return as_float32(X)
+        return self._check_input(X, reset=False)
 
     def save(self, path) -> None:
         """Save the fitted estimator in the safe format (see :func:`skinfo.save`).
@@ -430,6 +464,7 @@ class NeuralEstimator(BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = True  # densified when small enough, see _check_input
         tags.non_deterministic = False
         return tags
 
@@ -457,8 +492,7 @@ class NeuralClassifier(
             The fitted estimator.
         """
         continuing = bool(self.warm_start) and hasattr(self, "net_")
-        X, y = validate_data(self, X, y, reset=not continuing, dtype=[np.float64, np.float32])
-        X = as_float32(X)
+        X, y = self._check_input(X, y, reset=not continuing)
         check_classification_targets(y)
         classes, y_encoded = np.unique(y, return_inverse=True)
         if continuing and not np.array_equal(classes, self.classes_):
