@@ -81,8 +81,9 @@ random_state, verbose, callbacks, warm_start, on_nan
     ...                     random_state=0).fit(X, y)
     >>> clf.score(X, y) > 0.9
     True
-    >>> far = np.array([[100.0, 100.0]])
-    >>> bool(clf.predict_ova_proba(far).max() < 0.5)  # "none of the above"
+    >>> angles = np.linspace(0, 2 * np.pi, 32, endpoint=False)
+    >>> far = 100 * np.c_[np.cos(angles), np.sin(angles)]  # 5x the data's radius
+    >>> bool(np.median(clf.predict_ova_proba(far).max(axis=1)) < 0.5)  # "none of the above"
     True
     """
 
