@@ -1,0 +1,19 @@
+"""Fast instances of every skinfo estimator, shared by the cross-estimator tests."""
+
+from skinfo import OVAClassifier, SoftmaxClassifier
+
+FAST = dict(max_epochs=3, lr=1e-2, random_state=0, device="cpu")
+
+
+def fast_classifiers():
+    """One small, quick-to-fit instance per classifier configuration."""
+    return [
+        SoftmaxClassifier(hidden_layer_sizes=(8,), **FAST),
+        OVAClassifier(logits="distance", hidden_layer_sizes=(8,), **FAST),
+        OVAClassifier(logits="affine", hidden_layer_sizes=(8,), **FAST),
+    ]
+
+
+def fast_detectors():
+    """One small instance per outlier detector."""
+    return []

@@ -1,0 +1,140 @@
+"""Every estimator either works or raises a clear ValueError on unusual input.
+
+Never a raw torch error and never a NaN prediction. Property-based over input
+dtypes, shapes and label types (bounded examples), plus the edge cases listed
+one by one.
+"""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from estimator_zoo import fast_classifiers, fast_detectors
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.base import clone
+
+CLASSIFIERS = fast_classifiers()
+ALL = CLASSIFIERS + fast_detectors()
+ids = [repr(e)[:60] for e in ALL]
+clf_ids = [repr(e)[:60] for e in CLASSIFIERS]
+
+SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _fit_and_check(est, X, y):
+    """Fit; on success every output is finite (proba rows sum to 1)."""
+    try:
+        est.fit(X, y)
+    except ValueError:
+        return  # a clear sklearn-style refusal is an accepted answer
+    if hasattr(est, "predict_proba"):
+        proba = est.predict_proba(X)
+        assert np.isfinite(proba).all()
+        np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-9)
+        assert set(np.unique(est.predict(X))) <= set(est.classes_)
+    scores = est.score_samples(X)
+    assert not np.isnan(scores).any()
+
+
+@st.composite
+def datasets(draw):
+    n = draw(st.integers(2, 40))
+    d = draw(st.integers(1, 5))
+    dtype = draw(st.sampled_from([np.float16, np.float32, np.float64, np.int32, np.int64]))
+    scale = draw(st.sampled_from([1e-3, 1.0, 1e3]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    X = (rng.normal(size=(n, d)) * scale).astype(dtype)
+    n_classes = draw(st.integers(2, min(n, 6)))
+    codes = np.r_[np.arange(n_classes), rng.integers(0, n_classes, n - n_classes)]
+    kind = draw(st.sampled_from(["int", "str", "object", "bool"]))
+    if kind == "bool":
+        codes = codes % 2
+        y = codes.astype(bool)
+    elif kind == "str":
+        y = np.array([f"class {c}" for c in codes])
+    elif kind == "object":
+        y = np.array([f"c{c}" for c in codes], dtype=object)
+    else:
+        y = codes * 7 - 3
+    return X, y
+
+
+@pytest.mark.parametrize("est", ALL, ids=ids)
+@SETTINGS
+@given(data=datasets())
+def test_any_dtype_shape_and_label_type(est, data):
+    X, y = data
+    _fit_and_check(clone(est), X, y)
+
+
+@pytest.mark.parametrize("est", CLASSIFIERS, ids=clf_ids)
+def test_edge_cases(est):
+    rng = np.random.default_rng(0)
+    # two samples, n < batch_size
+    _fit_and_check(clone(est), rng.normal(size=(2, 3)), np.array([0, 1]))
+    # 100 classes, 2 samples each
+    X = rng.normal(size=(200, 4))
+    y = np.repeat(np.arange(100), 2)
+    fitted = clone(est).fit(X, y)
+    assert fitted.predict_proba(X).shape == (200, 100)
+    # a class missing from most batches
+    X = rng.normal(size=(300, 3))
+    y = np.zeros(300, dtype=int)
+    y[:3] = 1
+    _fit_and_check(clone(est).set_params(batch_size=16), X, y)
+    # constant features
+    X = np.c_[np.ones(50), rng.normal(size=50), np.zeros(50)]
+    _fit_and_check(clone(est), X, np.arange(50) % 2)
+    # denormals
+    X = rng.normal(size=(40, 3)) * 1e-310
+    _fit_and_check(clone(est), X, np.arange(40) % 2)
+    # huge magnitudes: either trains or stops with TrainingDivergedError (a ValueError)
+    X = rng.normal(size=(40, 3)) * 1e30
+    _fit_and_check(clone(est), X, np.arange(40) % 2)
+
+
+@pytest.mark.parametrize("est", CLASSIFIERS, ids=clf_ids)
+def test_predicting_far_outside_the_training_range(est):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    fitted = clone(est).fit(X, np.arange(60) % 3)
+    try:
+        proba = fitted.predict_proba(X * 1e30)
+    except ValueError as error:
+        assert "NaN" in str(error)
+    else:
+        assert np.isfinite(proba).all()
+
+
+@pytest.mark.parametrize("est", ALL, ids=ids)
+def test_pandas_feature_names(est):
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(40, 3)), columns=["a", "b", "c"])
+    y = np.arange(40) % 2
+    fitted = clone(est).fit(df, y)
+    np.testing.assert_array_equal(fitted.feature_names_in_, ["a", "b", "c"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fitted.score_samples(df)  # same names: no warning
+    with pytest.warns(UserWarning, match="feature names"):
+        fitted.score_samples(df.to_numpy())
+    with pytest.raises(ValueError, match="feature names"):
+        fitted.score_samples(df[["c", "b", "a"]])
+
+
+@pytest.mark.parametrize("est", ALL, ids=ids)
+def test_sparse_input_densified_when_small(est, monkeypatch):
+    rng = np.random.default_rng(0)
+    X = sp.random(40, 5, density=0.3, random_state=0, format="csr")
+    y = np.arange(40) % 2
+    dense = clone(est).fit(X.toarray(), y).score_samples(X.toarray())
+    sparse = clone(est).fit(X, y).score_samples(X)
+    np.testing.assert_array_equal(dense, sparse)
+    import skinfo._base
+
+    monkeypatch.setattr(skinfo._base, "MAX_DENSIFIED_SIZE", 100)
+    with pytest.raises(ValueError, match="too large to densify"):
+        clone(est).fit(sp.random(40, 5, density=0.1, random_state=rng.integers(9)), y)
