@@ -43,7 +43,7 @@ from skorch.dataset import ValidSplit
 from skorch.history import History
 from torch import nn
 
-from ._net import SkinfoNet, TensorBatchIterator, TrainingDivergedError
+from ._net import AcceleratedSkinfoNet, SkinfoNet, TensorBatchIterator, TrainingDivergedError
 from .callbacks import BestWeights, LossComponents
 from .nn.encoders import MLP, output_width
 
@@ -142,6 +142,11 @@ class NeuralEstimator(BaseEstimator):
         :class:`~skinfo.TrainingDivergedError` (naming the epoch and the loss
         component), or restore the weights of the best finite epoch and warn
         with :class:`TrainingDivergedWarning`.
+    accelerator : accelerate.Accelerator or None
+        Train through skorch's Hugging Face ``accelerate`` integration, e.g.
+        data-parallel on several GPUs (run the script with ``accelerate
+        launch``). ``device`` is then left to the accelerator. Needs the
+        ``dist`` extra.
     """
 
     def __init__(
@@ -165,6 +170,7 @@ class NeuralEstimator(BaseEstimator):
         callbacks=None,
         warm_start=False,
         on_nan="raise",
+        accelerator=None,
     ):
         self.encoder = encoder
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -184,6 +190,7 @@ class NeuralEstimator(BaseEstimator):
         self.callbacks = callbacks
         self.warm_start = warm_start
         self.on_nan = on_nan
+        self.accelerator = accelerator
 
     # ------------------------------------------------------------------ hooks
     def _build_module(self, X: np.ndarray, y: np.ndarray | None) -> nn.Module:
@@ -293,7 +300,21 @@ class NeuralEstimator(BaseEstimator):
 
     def _make_net(self, module: nn.Module, criterion: nn.Module, split) -> SkinfoNet:
         """The skorch net that trains ``module`` with ``criterion`` (not yet initialized)."""
-        return SkinfoNet(
+        if self.accelerator is not None:
+            # accelerate shards torch DataLoaders across processes and places the
+            # data itself: skorch's default data path, and no device of our own.
+            iterators = {}
+            net_class, extra = AcceleratedSkinfoNet, {"accelerator": self.accelerator}
+            device = None
+        else:
+            iterators = dict(
+                iterator_train=TensorBatchIterator,
+                iterator_train__shuffle=True,
+                iterator_train__seed=self._seed,
+                iterator_valid=TensorBatchIterator,
+            )
+            net_class, extra, device = SkinfoNet, {}, self.device_
+        return net_class(
             module=module,
             criterion=criterion,
             optimizer=self._optimizer_class(),
@@ -302,14 +323,12 @@ class NeuralEstimator(BaseEstimator):
             lr=self.lr,
             max_epochs=self.max_epochs,
             batch_size=self.batch_size,
-            iterator_train=TensorBatchIterator,
-            iterator_train__shuffle=True,
-            iterator_train__seed=self._seed,
-            iterator_valid=TensorBatchIterator,
             train_split=split,
             callbacks=self._callbacks(self._seed),
-            device=self.device_,
+            device=device,
             verbose=int(self.verbose or 0),
+            **iterators,
+            **extra,
         )
 
     def _fit_tensors(self, X: np.ndarray, y: np.ndarray | None) -> NeuralEstimator:

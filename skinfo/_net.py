@@ -19,6 +19,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 from skorch import NeuralNet
+from skorch.hf import AccelerateMixin
 from torch.utils.data import Subset
 
 
@@ -116,3 +117,13 @@ class SkinfoNet(NeuralNet):
                 "standardized inputs, or a smaller weight on the diverging term."
             )
         return loss
+
+
+class AcceleratedSkinfoNet(AccelerateMixin, SkinfoNet):
+    """``SkinfoNet`` with skorch's ``accelerate`` integration (data-parallel training).
+
+    Used when an estimator gets ``accelerator=accelerate.Accelerator(...)``;
+    launch the script with ``accelerate launch`` to train on several GPUs.
+    skorch imports ``accelerate`` only through the accelerator object, so this
+    class costs nothing when unused.
+    """

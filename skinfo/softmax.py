@@ -28,7 +28,7 @@ class SoftmaxClassifier(NeuralClassifier):
         predictive entropy.
     encoder, hidden_layer_sizes, activation, input_shape, max_epochs, batch_size, lr, \
 optimizer, weight_decay, validation_fraction, early_stopping, n_iter_no_change, device, \
-random_state, verbose, callbacks, warm_start, on_nan
+random_state, verbose, callbacks, warm_start, on_nan, accelerator
         Common parameters, see :ref:`common-parameters`.
 
     Attributes
@@ -81,6 +81,7 @@ random_state, verbose, callbacks, warm_start, on_nan
         callbacks=None,
         warm_start=False,
         on_nan="raise",
+        accelerator=None,
     ):
         self.ood_score = ood_score
         super().__init__(
@@ -102,6 +103,7 @@ random_state, verbose, callbacks, warm_start, on_nan
             callbacks=callbacks,
             warm_start=warm_start,
             on_nan=on_nan,
+            accelerator=accelerator,
         )
 
     def _validate_params_extra(self) -> None:

@@ -69,3 +69,22 @@ def test_ray_backend_matches_local(data, local_result):
     finally:
         ray.shutdown()
     np.testing.assert_array_equal(scores, local_result)
+
+
+def test_accelerate_code_path_on_cpu(data):
+    """Data-parallel training goes through skorch's accelerate integration; here on CPU."""
+    accelerate = pytest.importorskip("accelerate")
+    from skinfo._net import AcceleratedSkinfoNet
+
+    X, y = data
+    clf = OVAClassifier(
+        hidden_layer_sizes=(16,),
+        max_epochs=10,
+        lr=1e-2,
+        random_state=0,
+        accelerator=accelerate.Accelerator(cpu=True),
+    ).fit(X, y)
+    assert isinstance(clf.net_, AcceleratedSkinfoNet)
+    assert clf.net_.device is None  # placement is left to the accelerator
+    assert clf.score(X, y) > 0.9
+    assert len(clf.history_) == 10 and "train_positive" in clf.history_[-1]
