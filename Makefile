@@ -35,5 +35,10 @@ lint: install
 bench: install
 	$(PY) -m benchmarks.speed
 
+docs: install
+	$(PY) -c "import sphinx, myst_parser, numpydoc, sphinx_gallery" 2>/dev/null || $(PY) -m pip install -q -e ".[docs]"
+	rm -rf docs/_build docs/generated docs/auto_examples
+	MPLBACKEND=Agg $(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache demo_output
+	rm -rf $(VENV) build *.egg-info .pytest_cache demo_output docs/_build docs/generated docs/auto_examples
