@@ -28,7 +28,6 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.sparse as sp
 import torch
-from scipy.special import logsumexp
 from sklearn.base import (
     BaseEstimator,
     ClassifierMixin,
@@ -419,9 +418,11 @@ class NeuralEstimator(BaseEstimator):
         module = self.net_.module_
         module.eval()
         device = self.net_.device
+        size = INFERENCE_BATCH_SIZE
+        if not (X.flags.c_contiguous and X.flags.writeable):
+            X = np.array(X, dtype=np.float32, order="C")  # torch needs a writable buffer
         outputs = []
         grad_mode = torch.enable_grad() if grad else torch.no_grad()
-        size = INFERENCE_BATCH_SIZE
         with torch_seed(self._seed, self.device_), grad_mode:
             for start in range(0, X.shape[0], size):
                 rows = X[start : start + size]
@@ -429,9 +430,11 @@ class NeuralEstimator(BaseEstimator):
                 # zero-padded): float32 matrix kernels then round each row the same
                 # way whatever the batch, so outputs do not depend on which other
                 # rows are predicted with it (sklearn's subset-invariance).
-                batch = np.zeros((size, X.shape[1]), dtype=np.float32)
-                batch[: len(rows)] = rows
-                out = fn(module, torch.from_numpy(batch).to(device))[: len(rows)]
+                if len(rows) < size:
+                    padded = np.zeros((size, X.shape[1]), dtype=np.float32)
+                    padded[: len(rows)] = rows
+                    rows = padded
+                out = fn(module, torch.from_numpy(rows).to(device))[: min(size, len(X) - start)]
                 outputs.append(out.detach().to("cpu", torch.float64).numpy())
         result = np.concatenate(outputs, axis=0)
         if np.isnan(result).any():
@@ -534,16 +537,19 @@ class NeuralClassifier(
 
     def predict_log_proba(self, X) -> np.ndarray:
         """Log of :meth:`predict_proba`, computed in log space (float64)."""
-        log_p = self._infer(self._validate_X(X), lambda m, x: m.log_proba(x))
-        return log_p - logsumexp(log_p, axis=1, keepdims=True)
+        return self._infer(
+            self._validate_X(X), lambda m, x: torch.log_softmax(m.log_proba(x).double(), -1)
+        )
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities, shape (n_samples, n_classes); rows sum to 1.
 
-        Columns follow ``classes_``.
+        Columns follow ``classes_``. The module's log-probabilities are
+        renormalized in float64, so rows sum to 1 up to float64 rounding.
         """
-        proba = np.exp(self.predict_log_proba(X))
-        return proba / proba.sum(axis=1, keepdims=True)
+        return self._infer(
+            self._validate_X(X), lambda m, x: torch.softmax(m.log_proba(x).double(), -1)
+        )
 
     def predict(self, X) -> np.ndarray:
         """Most probable class label for each row (``classes_[argmax(predict_proba)]``)."""
