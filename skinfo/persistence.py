@@ -204,8 +204,9 @@ def load(path: str | os.PathLike, *, device: str | None = None, **params: Any):
         raise ValueError(f"{path} names an unknown estimator {name!r}.")
     stored = {k: _decode(v) for k, v in json.loads(payload["params"]).items()}
     estimator = cls(**{**stored, **params})
-    for attr, value in json.loads(payload["fitted"]).items():
-        setattr(estimator, attr, _decode(value))
+    fitted = {attr: _decode(value) for attr, value in json.loads(payload["fitted"]).items()}
+    for attr, value in fitted.items():
+        setattr(estimator, attr, value)
     if device is not None:
         estimator.device_ = resolve_device(device)
     elif "cuda" in estimator.device_ and not torch.cuda.is_available():
@@ -221,5 +222,7 @@ def load(path: str | os.PathLike, *, device: str | None = None, **params: Any):
         net.initialize()
     net.module_.load_state_dict(payload["module"])
     net.criterion_.load_state_dict(payload["criterion"])
+    for attr, value in fitted.items():  # building the module may have set some from dummy data
+        setattr(estimator, attr, value)
     estimator.net_ = net
     return estimator
