@@ -33,10 +33,14 @@ class OVAClassifier(NeuralClassifier):
     * :meth:`predict_ova_proba`: the K one-vs-all probabilities ``p_k`` of the
       paper. They do not sum to 1: all of them can be small ("none of the
       above").
-    * :meth:`predict_proba`: ``p_k / sum_j p_j``, the one-vs-all probabilities
-      normalized over the classes so that rows sum to 1 (sklearn's contract).
-      The argmax, and hence :meth:`predict`, is the same as the one-vs-all
-      argmax. Use :meth:`predict_ova_proba` for calibrated confidences.
+    * :meth:`predict_proba`: rows sum to 1 (sklearn's contract). It is the
+      probability of class k given that exactly one of the K independent
+      one-vs-all events holds (the closed-world assumption of sklearn's
+      classifier API): ``p_k prod_{j != k} (1 - p_j)``, normalized, which is the
+      softmax of the log-odds ``log(p_k / (1 - p_k))``. For affine logits this
+      is exactly ``softmax(z)``. The argmax, and hence :meth:`predict`, is the
+      one-vs-all argmax. Use :meth:`predict_ova_proba` for the open-world
+      confidences of the paper.
     * :meth:`score_samples`: ``max_k p_k`` (``ood_score='max_ova_proba'``,
       default; higher = more in-distribution) or the max of the normalized
       probabilities (``'max_proba'``).

@@ -72,7 +72,13 @@ def test_predict_proba_is_normalized_ova_proba():
     ova = clf.predict_ova_proba(X)
     assert ova.min() >= 0 and ova.max() <= 1
     assert not np.allclose(ova.sum(1), 1.0)  # "none of the above": no simplex constraint
-    np.testing.assert_allclose(clf.predict_proba(X), ova / ova.sum(1, keepdims=True), rtol=1e-6)
+    # closed-world posterior: P(k | exactly one event) = p_k prod_{j != k} (1 - p_j) / Z
+    exactly_one = np.array(
+        [[ova[i, k] * np.prod(np.delete(1 - ova[i], k)) for k in range(3)] for i in range(90)]
+    )
+    np.testing.assert_allclose(
+        clf.predict_proba(X), exactly_one / exactly_one.sum(1, keepdims=True), rtol=1e-4
+    )
     np.testing.assert_allclose(clf.score_samples(X), ova.max(1), rtol=1e-6)
     np.testing.assert_array_equal(clf.predict(X), clf.classes_[ova.argmax(1)])
 

@@ -103,7 +103,10 @@ class OVANetwork(EncoderHead):
     """Encoder + one-vs-all head (affine or distance logits).
 
     ``ova_log_proba`` gives the K unnormalized one-vs-all log-probabilities;
-    ``log_proba`` normalizes them over classes (``p_k / sum_j p_j``).
+    ``log_proba`` gives the class posterior under the closed-world assumption
+    that exactly one of the K independent one-vs-all events holds:
+    ``P(k | exactly one) = p_k prod_{j != k}(1 - p_j) / sum_i (...)``, i.e. the
+    softmax of the log-odds ``log p_k - log(1 - p_k)``.
     """
 
     def __init__(self, encoder: nn.Module, head: nn.Module, distance: bool) -> None:
@@ -114,5 +117,6 @@ class OVANetwork(EncoderHead):
         return ova_log_proba(self(x), self.distance)
 
     def log_proba(self, x: torch.Tensor) -> torch.Tensor:
-        log_p = self.ova_log_proba(x)
-        return log_p - torch.logsumexp(log_p, dim=-1, keepdim=True)
+        logits = self(x)
+        log_odds = ova_log_proba(logits, self.distance) - ova_log_complement(logits, self.distance)
+        return torch.log_softmax(log_odds, dim=-1)
