@@ -8,6 +8,7 @@ minimize; every other entry is a named scalar component, logged to the history
 per epoch as ``history_[:, "train_<name>"]``.
 """
 
+from .mass import MASSLoss
 from .softmax_ova import OneVsAllLoss, SoftmaxCrossEntropy
 
-__all__ = ["OneVsAllLoss", "SoftmaxCrossEntropy"]
+__all__ = ["MASSLoss", "OneVsAllLoss", "SoftmaxCrossEntropy"]

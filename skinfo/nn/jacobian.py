@@ -1,0 +1,293 @@
+"""Batched Jacobians and their log-volumes ``log J_f(x) = 0.5 log det(Df Df^T)``.
+
+Two ways to get the per-sample Jacobian ``Df(x)`` (shape ``d x D``) of a map
+``f: R^D -> R^d`` for a batch of inputs:
+
+* :func:`batched_jacobian`: generic, for any module, with ``torch.func``
+  (``vmap`` over samples of ``jacrev``, or of ``jacfwd`` when the input is
+  narrower than the output). The result stays in the autograd graph, so a loss
+  built on it can be differentiated with respect to the parameters.
+* :class:`MLPChain`: the analytic chain rule of a multilayer perceptron,
+  ``Df = W_L diag(act'(h_{L-1})) W_{L-1} ... diag(act'(h_1)) W_1``, multiplied
+  from the output side (``d`` rows throughout) and reusing the pre-activations
+  ``h_l`` of the forward pass. Also differentiable.
+
+:func:`log_volume` turns Jacobians into ``log J_f``. When ``d <= D`` this is
+``0.5 log det(Df Df^T)``, the log of the ``d``-dimensional volume scaling of
+the map. When ``d > D`` (a representation wider than the input), ``Df Df^T`` has
+rank ``D`` and its determinant is 0; the ``D``-dimensional volume of the image,
+``0.5 log det(Df^T Df)``, is used instead. Both are the log of the product of
+the singular values of ``Df``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+from torch.func import jacfwd, jacrev, vmap
+
+
+class _WideLogVolume(torch.autograd.Function):
+    """``0.5 log det(J J^T)`` for ``J`` of shape (B, d, D) with ``d < D``.
+
+    The d x d Gram matrix and its Cholesky factor are computed in float64 (the
+    Gram matrix squares the condition number). The backward pass uses the
+    closed form ``d/dJ 0.5 log det(J J^T) = (J J^T)^-1 J``: one (d x d) @ (d x D)
+    product per row in the input dtype, instead of differentiating the
+    float64 Gram product (several times slower for wide inputs).
+    """
+
+    @staticmethod
+    def forward(ctx, jac: torch.Tensor) -> torch.Tensor:
+        j64 = jac.to(torch.float64)
+        chol, info = torch.linalg.cholesky_ex(j64 @ j64.transpose(-1, -2))
+        out = torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
+        out = torch.where(info == 0, out, torch.full_like(out, -torch.inf))
+        ctx.save_for_backward(jac, chol)
+        return out.to(jac.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        jac, chol = ctx.saved_tensors
+        gram_inv = torch.cholesky_inverse(chol) * grad.to(torch.float64)[:, None, None]
+        return gram_inv.to(jac.dtype) @ jac
+
+
+def log_volume(jac: torch.Tensor) -> torch.Tensor:
+    """``log J`` of a batch of Jacobians ``(B, d, D)``: the sum of the log singular values.
+
+    ``0.5 log det(J J^T)`` if ``d < D``, ``log |det J|`` if ``d = D``, else
+    ``0.5 log det(J^T J)``; the determinant is taken in float64 whatever the
+    input dtype. A numerically singular matrix gives ``-inf`` (the map is
+    degenerate: it collapses a direction), so that a training loss built on it
+    diverges loudly rather than silently. Differentiable once (first-order
+    gradients, which is what training needs).
+
+    Examples
+    --------
+    >>> import torch
+    >>> J = torch.tensor([[[2.0, 0.0], [0.0, 3.0]]])
+    >>> log_volume(J)  # log 6
+    tensor([1.7918])
+    """
+    if jac.ndim != 3:
+        raise ValueError(f"Expected Jacobians of shape (B, d, D), got {tuple(jac.shape)}.")
+    d, big_d = jac.shape[-2], jac.shape[-1]
+    if d == big_d:
+        return torch.linalg.slogdet(jac.to(torch.float64))[1].to(jac.dtype)  # log|det Df|
+    if d > big_d:
+        jac = jac.transpose(-1, -2)  # the volume of the image: 0.5 log det(Df^T Df)
+    return _WideLogVolume.apply(jac)
+
+
+def batched_jacobian(
+    f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, mode: str = "auto"
+) -> torch.Tensor:
+    """Per-sample Jacobians of a batch map ``f: (B, D) -> (B, d)``, shape ``(B, d, D)``.
+
+    ``f`` must treat rows independently (no batch statistics; put batch norm in
+    evaluation mode first). Each row is pushed through ``f`` as a batch of one
+    under ``torch.func.vmap``.
+
+    Parameters
+    ----------
+    f : callable
+        Maps a batch of rows to a batch of outputs.
+    x : tensor of shape (B, D)
+    mode : {'auto', 'rev', 'fwd'}, default='auto'
+        ``'rev'``: ``jacrev`` (``d`` vector-Jacobian products per row; best when
+        ``d < D``); ``'fwd'``: ``jacfwd`` (``D`` Jacobian-vector products;
+        best when ``D < d``); ``'auto'`` picks by the sizes.
+
+    Examples
+    --------
+    >>> import torch
+    >>> A = torch.tensor([[1.0, 2.0], [0.0, 1.0], [3.0, 0.0]])
+    >>> J = batched_jacobian(lambda x: x @ A.T, torch.randn(4, 2))
+    >>> J.shape, bool(torch.allclose(J[0], A))
+    (torch.Size([4, 3, 2]), True)
+    """
+
+    def single(row: torch.Tensor) -> torch.Tensor:
+        return f(row.unsqueeze(0)).squeeze(0)
+
+    if mode == "auto":
+        with torch.no_grad():
+            d = f(x[:1]).shape[-1]
+        mode = "fwd" if x.shape[-1] < d else "rev"
+    if mode not in ("rev", "fwd"):
+        raise ValueError(f"mode must be 'auto', 'rev' or 'fwd', got {mode!r}.")
+    transform = jacrev if mode == "rev" else jacfwd
+    kwargs = {"randomness": "different"} if mode == "fwd" else {}
+    return vmap(transform(single, **kwargs), randomness="different")(x)
+
+
+def log_jacobian(
+    f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, mode: str = "auto"
+) -> torch.Tensor:
+    """``log J_f(x)`` per row with the generic ``torch.func`` path, shape ``(B,)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> A = torch.tensor([[2.0, 1.0], [0.0, 0.5]])
+    >>> log_jacobian(lambda x: x @ A.T, torch.randn(3, 2))  # log |det A| = 0
+    tensor([0., 0., 0.])
+    """
+    return log_volume(batched_jacobian(f, x, mode))
+
+
+def _elu_grad(h: torch.Tensor, alpha: float) -> torch.Tensor:
+    return torch.where(h > 0, torch.ones_like(h), alpha * torch.exp(torch.clamp(h, max=0.0)))
+
+
+def activation_derivative(act: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    """Elementwise derivative ``act'(h)``, differentiable with respect to ``h``.
+
+    Closed forms for ELU, ReLU, LeakyReLU, Tanh and Softplus; any other
+    elementwise activation goes through ``torch.func.jvp`` with a tangent of ones.
+    """
+    if isinstance(act, nn.ELU):
+        return _elu_grad(h, act.alpha)
+    if isinstance(act, nn.ReLU):
+        return (h > 0).to(h.dtype)
+    if isinstance(act, nn.LeakyReLU):
+        return torch.where(h > 0, torch.ones_like(h), torch.full_like(h, act.negative_slope))
+    if isinstance(act, nn.Tanh):
+        return 1 - torch.tanh(h).pow(2)
+    if isinstance(act, nn.Softplus) and act.beta == 1:
+        # torch's softplus is linear above `threshold`: derivative 1 there
+        return torch.where(h > act.threshold, torch.ones_like(h), torch.sigmoid(h))
+    return torch.func.jvp(act, (h,), (torch.ones_like(h),))[1]
+
+
+_ELEMENTWISE = (nn.ELU, nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Softplus, nn.GELU, nn.Sigmoid, nn.SiLU)
+
+
+def mlp_forward(
+    layers: Sequence[nn.Module], x: torch.Tensor
+) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """Run ``Linear (act Linear)*`` layers; return the output and the hidden pre-activations.
+
+    The pre-activations ``(h_1, ..., h_{L-1})`` are what :func:`mlp_jacobian`
+    needs, so the analytic Jacobian costs no second forward pass.
+    """
+    hidden = []
+    out = x
+    last = len(layers) - 1
+    for i, layer in enumerate(layers):
+        out = layer(out)
+        if i % 2 == 0 and i < last:
+            hidden.append(out)
+    return out, tuple(hidden)
+
+
+def mlp_jacobian(
+    layers: Sequence[nn.Module], hidden: Sequence[torch.Tensor], rows: torch.Tensor
+) -> torch.Tensor:
+    """Analytic ``Df`` of an MLP at the inputs ``rows`` of the pass that produced ``hidden``.
+
+    ``Df = W_L diag(act'(h_{L-1})) W_{L-1} ... diag(act'(h_1)) W_1``, multiplied
+    from the output side, so every intermediate product has only ``d`` rows.
+    Returns a tensor of shape ``(len(rows), d, D)``, differentiable with
+    respect to the weights (and the inputs, through ``hidden``).
+    """
+    linears = layers[0::2]
+    acts = layers[1::2]
+    jac = linears[-1].weight.expand(len(rows), -1, -1)  # (n, d, width)
+    for linear, act, h in zip(
+        reversed(linears[:-1]), reversed(acts), reversed(hidden), strict=True
+    ):
+        scaled = jac * activation_derivative(act, h[rows]).unsqueeze(1)  # (n, d, width)
+        # one (n d, width) @ (width, D) product: a batched 3-D @ 2-D matmul may run as
+        # bmm over an expanded weight in the backward pass, several times slower
+        jac = (scaled.reshape(-1, scaled.shape[-1]) @ linear.weight).view(
+            scaled.shape[0], scaled.shape[1], -1
+        )
+    return jac
+
+
+def mlp_supports(layers: Sequence[nn.Module]) -> bool:
+    """Whether ``layers`` form ``Linear (act Linear)*`` with known elementwise activations."""
+    layers = list(layers)
+    if not layers or len(layers) % 2 == 0:
+        return False
+    for i, layer in enumerate(layers):
+        if i % 2 == 0 and type(layer) is not nn.Linear:
+            return False
+        if i % 2 == 1 and not isinstance(layer, _ELEMENTWISE):
+            return False
+    return True
+
+
+class MLPChain(nn.Module):
+    """A multilayer perceptron ``Linear -> act -> ... -> Linear`` with an analytic Jacobian.
+
+    Parameters
+    ----------
+    layers : sequence of nn.Module
+        Alternating ``nn.Linear`` and elementwise activation modules, starting
+        and ending with ``nn.Linear``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> net = MLPChain([nn.Linear(5, 8), nn.ELU(), nn.Linear(8, 3)])
+    >>> x = torch.randn(4, 5)
+    >>> bool(torch.allclose(net.jacobian(x), batched_jacobian(net, x), atol=1e-6))
+    True
+    """
+
+    def __init__(self, layers: Sequence[nn.Module]) -> None:
+        super().__init__()
+        if not mlp_supports(layers):
+            raise ValueError(
+                "MLPChain needs alternating nn.Linear and elementwise activation modules, "
+                "starting and ending with nn.Linear."
+            )
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return mlp_forward(list(self.layers), x)[0]
+
+    def jacobian(self, x: torch.Tensor) -> torch.Tensor:
+        """``Df(x)`` per row, shape ``(B, d, D)``."""
+        _, hidden = mlp_forward(list(self.layers), x)
+        return mlp_jacobian(list(self.layers), hidden, torch.arange(len(x), device=x.device))
+
+    def log_jacobian(self, x: torch.Tensor) -> torch.Tensor:
+        """``log J_f(x)`` per row via the analytic chain."""
+        return log_volume(self.jacobian(x))
+
+
+def mlp_layers(encoder: nn.Module, projection: nn.Linear) -> list[nn.Module] | None:
+    """The layers of ``projection(encoder(x))`` as a flat list if it is a plain MLP, else None.
+
+    ``encoder`` qualifies when it is an ``nn.Sequential`` of ``nn.Linear`` and
+    elementwise activation modules (e.g. :class:`skinfo.nn.encoders.MLP`) that
+    ends with an activation, or is empty.
+    """
+    if type(encoder) is nn.Identity:
+        layers: list[nn.Module] = []
+    elif isinstance(encoder, nn.Sequential) and type(encoder).forward is nn.Sequential.forward:
+        layers = list(encoder)
+    else:
+        return None
+    layers = [*layers, projection]
+    return layers if mlp_supports(layers) else None
+
+
+__all__ = [
+    "MLPChain",
+    "activation_derivative",
+    "batched_jacobian",
+    "log_jacobian",
+    "log_volume",
+    "mlp_forward",
+    "mlp_jacobian",
+    "mlp_layers",
+    "mlp_supports",
+]

@@ -1,0 +1,276 @@
+"""MASSClassifier: the Gaussian-mixture head, the MASS loss, the estimator and sklearn checks."""
+
+import functools
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.special import logsumexp
+from scipy.stats import multivariate_normal
+from sklearn.datasets import load_digits
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skinfo import MASSClassifier
+from skinfo.nn.encoders import MLP
+from skinfo.nn.gmm import ClassConditionalGMM, MASSNetwork
+from skinfo.nn.resnet import ResNet
+from skinfo.objectives.mass import MASSLoss
+
+FAST = dict(hidden_layer_sizes=(32,), max_epochs=20, lr=1e-2, random_state=0, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return (X / 16).astype(np.float32), y
+
+
+def _scipy_log_class_conditional(head, z):
+    """log q(z | y) with scipy's multivariate normal pdf and numpy logsumexp."""
+    cov = head.covariances().detach().double().numpy()
+    means = head.means.detach().double().numpy()
+    log_w = torch.log_softmax(head.weight_logits.detach().double(), -1).numpy()
+    K, M = log_w.shape
+    comp = np.empty((len(z), K, M))
+    for k in range(K):
+        for m in range(M):
+            comp[:, k, m] = multivariate_normal(means[k, m], cov[k, m]).logpdf(z)
+    return logsumexp(comp + log_w, axis=-1)
+
+
+def test_gmm_densities_match_scipy():
+    torch.manual_seed(0)
+    head = ClassConditionalGMM(3, n_classes=4, n_components=3, class_prior=[0.1, 0.2, 0.3, 0.4])
+    with torch.no_grad():  # a non-trivial covariance and weights
+        head.lower.normal_(0, 0.5)
+        head.raw_diag.normal_(0, 1)
+        head.weight_logits.normal_(0, 1)
+    head = head.double()
+    z = np.random.default_rng(0).normal(size=(7, 3)) * 2
+    z_t = torch.from_numpy(z)
+    expected = _scipy_log_class_conditional(head, z)
+    np.testing.assert_allclose(head.log_class_conditional(z_t).detach().numpy(), expected, 1e-10)
+    log_prior = head.log_prior.numpy()  # float32-rounded log p(y)
+    np.testing.assert_allclose(np.exp(log_prior), [0.1, 0.2, 0.3, 0.4], rtol=1e-6)
+    marginal = logsumexp(expected + log_prior, axis=1)
+    np.testing.assert_allclose(head.log_marginal(z_t).detach().numpy(), marginal, rtol=1e-10)
+    posterior = expected + log_prior - marginal[:, None]
+    np.testing.assert_allclose(head.log_posterior(z_t).detach().numpy(), posterior, atol=1e-10)
+
+
+def test_gmm_cholesky_diagonal_stays_positive():
+    head = ClassConditionalGMM(2, 2, 2, min_scale=1e-3)
+    with torch.no_grad():
+        head.raw_diag.fill_(-1e4)  # softplus underflows to 0: the floor remains
+    diag = torch.diagonal(head.scale_tril(), dim1=-2, dim2=-1)
+    assert bool((diag >= 1e-3).all())
+    assert torch.isfinite(head.log_class_conditional(torch.zeros(1, 2))).all()
+
+
+def test_gmm_refuses_bad_prior():
+    with pytest.raises(ValueError, match="class_prior"):
+        ClassConditionalGMM(2, 3, class_prior=[0.5, 0.5])
+
+
+def _small_net(seed=0, d=3):
+    torch.manual_seed(seed)
+    return MASSNetwork(MLP(6, (8,)), 8, ClassConditionalGMM(d, 3, 2)).double()
+
+
+def test_loss_terms_match_independent_computation():
+    net = _small_net()
+    x = torch.randn(9, 6, dtype=torch.float64)
+    y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2])
+    beta = 0.3
+    terms = MASSLoss(beta=beta, jacobian_fraction=1.0)(net(x), y, X=x, module=net)
+    z = net.embed(x).detach().numpy()
+    log_cond = _scipy_log_class_conditional(net.head, z)
+    log_joint = log_cond + net.head.log_prior.numpy()  # log(1/3), rounded to float32
+    log_marg = logsumexp(log_joint, axis=1)
+    ce = float(np.mean(log_marg - log_joint[np.arange(9), y.numpy()]))
+    entropy = float(-np.mean(log_marg))
+    jac = np.stack(
+        [
+            torch.autograd.functional.jacobian(lambda r: net.embed(r[None])[0], row).numpy()
+            for row in x
+        ]
+    )
+    log_j = float(np.mean([np.log(np.linalg.svd(j, compute_uv=False)).sum() for j in jac]))
+    assert float(terms["cross_entropy"]) == pytest.approx(ce, abs=1e-10)
+    assert float(terms["entropy"]) == pytest.approx(entropy, abs=1e-10)
+    assert float(terms["log_jacobian"]) == pytest.approx(log_j, abs=1e-8)
+    expected = ce - beta * (-entropy) * 1 - beta * log_j  # -log q(y|z) - b log q(z) - b log J
+    assert float(terms["loss"].detach()) == pytest.approx(expected, abs=1e-8)
+
+
+def test_loss_subsample_is_averaged_not_summed(monkeypatch):
+    """ceil(B / K) rows get the Jacobian; the term is their mean."""
+    net = _small_net()
+    x = torch.randn(10, 6, dtype=torch.float64)
+    y = torch.arange(10) % 3
+    seen = {}
+    original = net.log_jacobian
+
+    def spy(inp, rows, hidden=()):
+        seen["rows"] = rows.clone()
+        return original(inp, rows, hidden)
+
+    monkeypatch.setattr(net, "log_jacobian", spy)
+    terms = MASSLoss(beta=1.0, jacobian_fraction=1 / 3)(net(x), y, X=x, module=net)
+    rows = seen["rows"]
+    assert len(rows) == math.ceil(10 / 3) and len(set(rows.tolist())) == len(rows)
+    per_row = original(x, torch.arange(10)).detach()
+    assert float(terms["log_jacobian"]) == pytest.approx(float(per_row[rows].mean()), abs=1e-10)
+
+
+def test_beta_zero_computes_no_jacobian(monkeypatch, digits):
+    X, y = digits
+
+    def fail(*args, **kwargs):
+        raise AssertionError("Jacobian computed with beta=0")
+
+    monkeypatch.setattr(MASSNetwork, "jacobian", fail)
+    clf = MASSClassifier(beta=0.0, max_epochs=2, hidden_layer_sizes=(16,), random_state=0)
+    clf.fit(X[:200], y[:200])
+    assert "train_log_jacobian" not in clf.history_[-1]
+    assert np.isfinite(clf.history_[:, "train_cross_entropy"]).all()
+
+
+def test_loss_gradient_with_analytic_and_generic_jacobian_agree():
+    net = _small_net()
+    x = torch.randn(8, 6, dtype=torch.float64)
+    y = torch.arange(8) % 3
+    loss_fn = MASSLoss(beta=0.5, jacobian_fraction=0.5)
+    grads = []
+    for analytic in (True, False):
+        net.analytic = analytic
+        torch.manual_seed(5)  # same subsample
+        loss = loss_fn(net(x), y, X=x, module=net)["loss"]
+        grads.append(torch.autograd.grad(loss, list(net.parameters()), allow_unused=True))
+    for a, g in zip(*grads, strict=True):
+        torch.testing.assert_close(
+            a if a is not None else torch.zeros(()), g if g is not None else torch.zeros(())
+        )
+
+
+def test_fit_predict_and_history(digits):
+    X, y = digits
+    clf = MASSClassifier(beta=1e-3, max_epochs=8, random_state=0, hidden_layer_sizes=(128,))
+    clf.fit(X[:1000], y[:1000])
+    assert clf.score(X[1000:], y[1000:]) > 0.8
+    proba = clf.predict_proba(X[1000:1010])
+    np.testing.assert_allclose(proba.sum(1), 1, atol=1e-12)
+    for key in ("train_cross_entropy", "train_entropy", "train_log_jacobian"):
+        values = clf.history_[:, key]
+        assert len(values) == 8 and np.isfinite(values).all()
+    # the cross-entropy term falls while training
+    assert clf.history_[-1, "train_cross_entropy"] < clf.history_[0, "train_cross_entropy"]
+    np.testing.assert_allclose(clf.class_prior_, np.bincount(y[:1000]) / 1000)
+    assert clf.transform(X[:5]).shape == (5, 10)
+    assert clf.log_jacobian(X[:4]).shape == (4,)
+
+
+def test_predictions_follow_bayes_rule_and_ood_scores(digits):
+    X, y = digits
+    clf = MASSClassifier(max_epochs=3, random_state=0, hidden_layer_sizes=(32,)).fit(X, y)
+    log_cond = clf.log_class_density(X[:20])
+    log_joint = log_cond + np.log(clf.class_prior_)
+    np.testing.assert_allclose(
+        clf.predict_log_proba(X[:20]), log_joint - logsumexp(log_joint, 1, keepdims=True), 1e-5
+    )
+    np.testing.assert_allclose(clf.score_samples(X[:20]), log_cond.max(1), rtol=1e-6)
+    clf.set_params(ood_score="marginal_density")
+    np.testing.assert_allclose(clf.score_samples(X[:20]), logsumexp(log_joint, 1), rtol=1e-6)
+
+
+def test_wide_latent_on_one_feature_uses_image_volume():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 1))
+    y = (X[:, 0] > 0).astype(int)
+    clf = MASSClassifier(beta=1e-2, **FAST).fit(X, y)  # latent_dim 10 > 1 feature
+    assert np.isfinite(clf.history_[:, "train_log_jacobian"]).all()
+    assert clf.score(X, y) > 0.9
+
+
+@pytest.mark.parametrize(
+    "params,match",
+    [
+        (dict(beta=-1.0), "beta"),
+        (dict(beta=np.inf), "beta"),
+        (dict(latent_dim=0), "latent_dim"),
+        (dict(n_components=1.5), "n_components"),
+        (dict(jacobian_fraction=0.0), "jacobian_fraction"),
+        (dict(jacobian_fraction=1.5), "jacobian_fraction"),
+        (dict(jacobian="numeric"), "jacobian"),
+        (dict(ood_score="entropy"), "ood_score"),
+        (dict(min_scale=0), "min_scale"),
+        (
+            dict(
+                jacobian="analytic",
+                encoder=functools.partial(ResNet, blocks_per_stage=1),
+                input_shape=(1, 4, 4),
+            ),
+            "analytic",
+        ),
+    ],
+)
+def test_bad_parameters_raise_at_fit(params, match):
+    X = np.random.default_rng(0).normal(size=(20, 16))
+    y = np.arange(20) % 2
+    clf = MASSClassifier(**params, max_epochs=1)
+    with pytest.raises(ValueError, match=match):
+        clf.fit(X, y)
+
+
+def test_resnet_encoder_with_torch_func_jacobian(digits):
+    X, y = digits
+    enc = functools.partial(ResNet, blocks_per_stage=1, widths=(4, 8, 8))
+    clf = MASSClassifier(
+        encoder=enc,
+        input_shape=(1, 8, 8),
+        max_epochs=2,
+        batch_size=64,
+        random_state=0,
+        latent_dim=5,
+        n_components=2,
+        device="cpu",
+    ).fit(X[:300], y[:300])
+    assert not clf.net_.module_.analytic
+    assert np.isfinite(clf.history_[:, "train_log_jacobian"]).all()
+    assert clf.predict_proba(X[:3]).shape == (3, 10)
+
+
+def test_same_seed_same_predictions(digits):
+    X, y = digits
+    a = MASSClassifier(max_epochs=2, random_state=3, hidden_layer_sizes=(16,)).fit(X[:300], y[:300])
+    b = MASSClassifier(max_epochs=2, random_state=3, hidden_layer_sizes=(16,)).fit(X[:300], y[:300])
+    np.testing.assert_array_equal(a.predict_proba(X[:50]), b.predict_proba(X[:50]))
+
+
+def test_grid_search_over_beta_in_pipeline(digits):
+    X, y = digits
+    mass = MASSClassifier(
+        max_epochs=5, lr=1e-2, hidden_layer_sizes=(32,), random_state=0, device="cpu"
+    )
+    pipe = Pipeline([("scale", StandardScaler()), ("mass", mass)])
+    grid = GridSearchCV(pipe, {"mass__beta": [0, 1e-4, 1e-3, 1e-2]}, cv=2, n_jobs=2)
+    grid.fit(X[:600], y[:600])
+    assert grid.best_params_["mass__beta"] in (0, 1e-4, 1e-3, 1e-2)
+    assert len(grid.cv_results_["mean_test_score"]) == 4
+    assert (grid.cv_results_["mean_test_score"] > 0.5).all()
+    assert grid.score(X[600:900], y[600:900]) > 0.6
+
+
+@parametrize_with_checks(
+    [
+        # the torch.func path is tested against this one above (same values and gradients);
+        # the checks' hundreds of tiny fits would only time its per-call overhead
+        MASSClassifier(**FAST, latent_dim=2, n_components=2),
+    ]
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
