@@ -338,7 +338,7 @@ def expected_calibration_error(
     Examples
     --------
     A predictor that always says 0.8 and is right 3 times out of 4 has
-    ECE = |0.75 - 0.8| = 0.05:
+    ECE = ``|0.75 - 0.8|`` = 0.05:
 
     >>> from skinfo.metrics import expected_calibration_error
     >>> y_prob = [[0.8, 0.2]] * 4
