@@ -8,7 +8,8 @@ minimize; every other entry is a named scalar component, logged to the history
 per epoch as ``history_[:, "train_<name>"]``.
 """
 
+from .ibinn import IBINNLoss
 from .mass import MASSLoss
 from .softmax_ova import OneVsAllLoss, SoftmaxCrossEntropy
 
-__all__ = ["MASSLoss", "OneVsAllLoss", "SoftmaxCrossEntropy"]
+__all__ = ["IBINNLoss", "MASSLoss", "OneVsAllLoss", "SoftmaxCrossEntropy"]

@@ -1,0 +1,91 @@
+"""Latent Gaussian mixture of the IB-INN: one unit-covariance Gaussian per class."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+class LatentGMM(nn.Module):
+    """Mixture ``q(z) = sum_y w_y N(z; mu_y, I)`` with learned means ``mu_y``.
+
+    The class weights are ``w = softmax(phi)`` (Ardizzone et al. 2020,
+    appendix B). ``phi`` starts at the log of ``class_prior``; it is a fixed
+    buffer unless ``learn_prior`` (then a parameter; the objective lets only
+    ``L_X`` update it).
+
+    The means are spread at initialization: with ``K <= d`` they are the rows
+    of a random orthonormal matrix times ``distance / sqrt(2)`` (every pair at
+    distance exactly ``distance``); with ``K > d`` they are Gaussian with
+    variance ``distance**2 / (2 d)`` per coordinate (pairwise distance
+    ``distance`` in expectation).
+
+    Parameters
+    ----------
+    n_classes, n_dims : int
+        Number of components ``K`` and latent dimension ``d``.
+    class_prior : tensor of shape (K,)
+        Initial class weights (positive, normalized here).
+    learn_prior : bool
+        Whether ``phi`` is a trainable parameter.
+    distance : float
+        Pairwise distance of the initial means.
+
+    Examples
+    --------
+    >>> import torch
+    >>> gmm = LatentGMM(3, 4, torch.ones(3) / 3)
+    >>> round(float(torch.cdist(gmm.means, gmm.means)[0, 1]), 4)
+    5.0
+    """
+
+    def __init__(
+        self,
+        n_classes: int,
+        n_dims: int,
+        class_prior: torch.Tensor,
+        learn_prior: bool = False,
+        distance: float = 5.0,
+    ) -> None:
+        super().__init__()
+        self.n_classes, self.n_dims = int(n_classes), int(n_dims)
+        if n_classes <= n_dims:
+            q, _ = torch.linalg.qr(torch.randn(n_dims, n_classes))
+            means = q.T * (distance / math.sqrt(2))
+        else:
+            means = torch.randn(n_classes, n_dims) * (distance / math.sqrt(2 * n_dims))
+        self.means = nn.Parameter(means.contiguous())
+        prior = torch.as_tensor(class_prior, dtype=torch.float32)
+        phi = torch.log(prior / prior.sum())
+        if learn_prior:
+            self.phi = nn.Parameter(phi)
+        else:
+            self.register_buffer("phi", phi)
+
+    def log_weights(self) -> torch.Tensor:
+        """``log w_y = log_softmax(phi)``, shape (K,)."""
+        return torch.log_softmax(self.phi, dim=0)
+
+    def neg_half_sq_dist(self, z: torch.Tensor) -> torch.Tensor:
+        """``-0.5 ||z - mu_y||^2``, shape (B, K)."""
+        diff = z.unsqueeze(1) - self.means.to(z.dtype).unsqueeze(0)
+        return -0.5 * diff.pow(2).sum(-1)
+
+    def logits(self, z: torch.Tensor) -> torch.Tensor:
+        """Unnormalized class log-posterior ``log w_y - 0.5 ||z - mu_y||^2``, shape (B, K)."""
+        return self.neg_half_sq_dist(z) + self.log_weights().to(z.dtype)
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """``log q(z)`` with its constant ``-d/2 log(2 pi)``, shape (B,)."""
+        return torch.logsumexp(self.logits(z), dim=-1) - 0.5 * self.n_dims * LOG_2PI
+
+    def sample(self, y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draw ``z ~ N(mu_y, I)`` for each label in ``y``."""
+        eps = torch.randn(
+            len(y), self.n_dims, generator=generator, dtype=self.means.dtype, device="cpu"
+        ).to(self.means.device)
+        return self.means[y] + eps
