@@ -222,7 +222,9 @@ def load(path: str | os.PathLike, *, device: str | None = None, **params: Any):
         net.initialize()
     net.module_.load_state_dict(payload["module"])
     net.criterion_.load_state_dict(payload["criterion"])
+    device_ = estimator.device_
     for attr, value in fitted.items():  # building the module may have set some from dummy data
         setattr(estimator, attr, value)
+    estimator.device_ = device_
     estimator.net_ = net
     return estimator

@@ -1,6 +1,6 @@
 """Fast instances of every skinfo estimator, shared by the cross-estimator tests."""
 
-from skinfo import OVAClassifier, SoftmaxClassifier
+from skinfo import IBINNClassifier, MASSClassifier, OVAClassifier, SoftmaxClassifier
 
 FAST = dict(max_epochs=3, lr=1e-2, random_state=0, device="cpu")
 
@@ -11,6 +11,8 @@ def fast_classifiers():
         SoftmaxClassifier(hidden_layer_sizes=(8,), **FAST),
         OVAClassifier(logits="distance", hidden_layer_sizes=(8,), **FAST),
         OVAClassifier(logits="affine", hidden_layer_sizes=(8,), **FAST),
+        MASSClassifier(hidden_layer_sizes=(8,), latent_dim=2, n_components=2, **FAST),
+        IBINNClassifier(n_blocks=2, hidden_layer_sizes=(8,), **FAST),
     ]
 
 

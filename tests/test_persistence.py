@@ -5,6 +5,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from estimator_zoo import fast_classifiers
 from sklearn.datasets import make_blobs
 
 import skinfo
@@ -23,11 +24,8 @@ def data():
 
 @pytest.mark.parametrize(
     "est",
-    [
-        SoftmaxClassifier(**FAST),
-        OVAClassifier(logits="distance", **FAST),
-        OVAClassifier(logits="affine", ood_score="max_proba", **FAST),
-    ],
+    [*fast_classifiers(), OVAClassifier(logits="affine", ood_score="max_proba", **FAST)],
+    ids=lambda e: repr(e)[:50],
 )
 def test_round_trip_identical_outputs(est, data, tmp_path):
     X, y = data
@@ -42,6 +40,9 @@ def test_round_trip_identical_outputs(est, data, tmp_path):
     np.testing.assert_array_equal(again.score_samples(X), est.score_samples(X))
     np.testing.assert_array_equal(again.transform(X), est.transform(X))
     assert again.history_[:, "train_loss"] == est.history_[:, "train_loss"]
+    unpickled = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(unpickled.predict_proba(X), est.predict_proba(X))
+    np.testing.assert_array_equal(unpickled.score_samples(X), est.score_samples(X))
 
 
 def test_skinfo_encoder_factory_is_stored_and_others_are_refused(tmp_path):
