@@ -11,10 +11,10 @@ import math
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 
 from skinfo import IBINNClassifier, SoftmaxClassifier
 from skinfo.datasets import load_digits_split, make_digits_ood
+from skinfo.metrics import expected_calibration_error, ibinn_calibration_errors, ood_auroc
 
 from ._common import interleaved_medians, machine, markdown_table, write_results
 
@@ -23,52 +23,19 @@ OOD_KINDS = ("rotate90", "flip", "invert", "gaussian_noise", "uniform_noise")
 SOFTMAX_HIDDEN = (256, 256)  # ~85k parameters vs ~100k of the 8-block INN
 
 
-def ece_top_label(y, proba, n_bins=15):
-    """15-bin top-label ECE (fallback when skinfo.metrics is absent)."""
-    try:
-        from skinfo.metrics import expected_calibration_error
-
-        return float(expected_calibration_error(y, proba, n_bins=n_bins))
-    except ImportError:
-        conf, pred = proba.max(1), proba.argmax(1)
-        edges = np.linspace(0, 1, n_bins + 1)
-        idx = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, n_bins - 1)
-        total = 0.0
-        for b in range(n_bins):
-            m = idx == b
-            if m.any():
-                total += abs((pred[m] == y[m]).mean() - conf[m].mean()) * m.mean()
-        return float(total)
-
-
-def errors_appendix_c(y, proba):
-    """The IB-INN paper's all-probabilities ECE and MCE (skinfo.metrics); NaN if unavailable."""
-    try:
-        from skinfo.metrics import ibinn_calibration_errors
-    except ImportError:
-        return float("nan"), float("nan")
-    errs = ibinn_calibration_errors(y, proba, labels=np.arange(proba.shape[1]))
-    return float(errs["ece"]), float(errs["mce"])
-
-
-def auroc(scores_in, scores_out):
-    s = np.concatenate([scores_in, scores_out])
-    t = np.concatenate([np.ones(len(scores_in)), np.zeros(len(scores_out))])
-    return float(roc_auc_score(t, s))
-
-
 def evaluate(clf, X_te, y_te, ood, is_flow):
     proba = clf.predict_proba(X_te)
     y_idx = np.searchsorted(clf.classes_, y_te)
     row = {
         "error": float(np.mean(proba.argmax(1) != y_idx)),
         "bpd": clf.bits_per_dim(X_te) + math.log2(16) if is_flow else float("nan"),
-        "ece15": ece_top_label(y_idx, proba),
+        "ece15": expected_calibration_error(y_idx, proba),
     }
-    row["ece_c"], row["mce_c"] = errors_appendix_c(y_idx, proba)
+    appendix_c = ibinn_calibration_errors(y_idx, proba, labels=np.arange(proba.shape[1]))
+    row["ece_c"], row["mce_c"] = appendix_c["ece"], appendix_c["mce"]
     s_in = clf.score_samples(X_te)
     for kind, X_ood in ood.items():
-        row[f"auroc_{kind}"] = auroc(s_in, clf.score_samples(X_ood))
+        row[f"auroc_{kind}"] = ood_auroc(s_in, clf.score_samples(X_ood))
     return row
 
 

@@ -29,9 +29,9 @@ import math
 
 import numpy as np
 import torch
-from sklearn.metrics import log_loss, roc_auc_score
 
 from skinfo import MASSClassifier, SoftmaxClassifier
+from skinfo.metrics import expected_calibration_error, negative_log_likelihood, ood_auroc
 from skinfo.nn.encoders import MLP
 from skinfo.nn.gmm import ClassConditionalGMM, MASSNetwork
 from skinfo.nn.heads import SoftmaxNetwork
@@ -114,18 +114,6 @@ def speed(n_features: int, repeats: int, latent_dim: int = 10) -> dict[str, floa
     return interleaved_medians(funcs, repeats)
 
 
-def _ece(y_true, proba, n_bins=15):
-    conf = proba.max(1)
-    correct = proba.argmax(1) == y_true
-    edges = np.linspace(0, 1, n_bins + 1)
-    ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        in_bin = (conf > lo) & (conf <= hi)
-        if in_bin.any():
-            ece += in_bin.mean() * abs(correct[in_bin].mean() - conf[in_bin].mean())
-    return float(ece)
-
-
 def quality(seeds: list[int], max_epochs: int) -> list[dict]:
     from skinfo.datasets import load_digits_split, make_digits_ood
 
@@ -149,14 +137,12 @@ def quality(seeds: list[int], max_epochs: int) -> list[dict]:
             proba = clf.predict_proba(X_test)
             result = {
                 "accuracy": float((proba.argmax(1) == y_test).mean()),
-                "ece": _ece(y_test, proba),
-                "nll": float(log_loss(y_test, proba, labels=clf.classes_)),
+                "ece": expected_calibration_error(y_test, proba, labels=clf.classes_),
+                "nll": negative_log_likelihood(y_test, proba, labels=clf.classes_),
             }
             s_in = clf.score_samples(X_test)
             for kind, X_ood in ood.items():
-                s_out = clf.score_samples(X_ood)
-                labels = np.r_[np.ones(len(s_in)), np.zeros(len(s_out))]
-                result[f"auroc_{kind}"] = float(roc_auc_score(labels, np.r_[s_in, s_out]))
+                result[f"auroc_{kind}"] = ood_auroc(s_in, clf.score_samples(X_ood))
             per_seed.append(result)
         summary = {"model": name}
         for key in per_seed[0]:
