@@ -33,6 +33,7 @@ lint: install
 	$(PY) -m ruff format --check skinfo tests benchmarks
 
 bench: install
+	$(PY) -m benchmarks.quality
 	$(PY) -m benchmarks.speed
 
 docs: install

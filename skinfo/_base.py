@@ -86,7 +86,7 @@ def torch_seed(seed: int, device: str) -> Iterator[None]:
 def as_float32(X: np.ndarray) -> np.ndarray:
     """Cast validated input to float32, refusing values that float32 cannot hold."""
     X = np.asarray(X)
-    if X.size and np.abs(X).max() > _FLOAT32_MAX:
+    if X.size and max(X.max(), -X.min()) > _FLOAT32_MAX:  # no temporary copy of X
         raise ValueError(
             "Input contains values too large for float32 (|x| > 3.4e38); rescale the "
             "features, e.g. with sklearn.preprocessing.StandardScaler."
@@ -421,7 +421,7 @@ class NeuralEstimator(BaseEstimator):
         size = INFERENCE_BATCH_SIZE
         if not (X.flags.c_contiguous and X.flags.writeable):
             X = np.array(X, dtype=np.float32, order="C")  # torch needs a writable buffer
-        outputs = []
+        result = None
         grad_mode = torch.enable_grad() if grad else torch.no_grad()
         with torch_seed(self._seed, self.device_), grad_mode:
             for start in range(0, X.shape[0], size):
@@ -435,8 +435,10 @@ class NeuralEstimator(BaseEstimator):
                     padded[: len(rows)] = rows
                     rows = padded
                 out = fn(module, torch.from_numpy(rows).to(device))[: min(size, len(X) - start)]
-                outputs.append(out.detach().to("cpu", torch.float64).numpy())
-        result = np.concatenate(outputs, axis=0)
+                out = out.detach().to("cpu", torch.float64).numpy()
+                if result is None:  # one output array, filled in place: memory stays flat
+                    result = np.empty((len(X), *out.shape[1:]), dtype=np.float64)
+                result[start : start + len(out)] = out
         if np.isnan(result).any():
             bad = int(np.isnan(result).reshape(len(result), -1).any(axis=1).sum())
             raise ValueError(

@@ -11,5 +11,6 @@ per epoch as ``history_[:, "train_<name>"]``.
 from .ibinn import IBINNLoss
 from .mass import MASSLoss
 from .softmax_ova import OneVsAllLoss, SoftmaxCrossEntropy
+from .vib import VIBLoss
 
-__all__ = ["IBINNLoss", "MASSLoss", "OneVsAllLoss", "SoftmaxCrossEntropy"]
+__all__ = ["IBINNLoss", "MASSLoss", "OneVsAllLoss", "SoftmaxCrossEntropy", "VIBLoss"]
