@@ -258,3 +258,22 @@ def test_feature_names_out_and_transform(blobs):
     Z = clf.transform(X)
     assert Z.shape == (len(X), 16)
     assert list(clf.get_feature_names_out())[:2] == ["softmaxclassifier0", "softmaxclassifier1"]
+
+
+def test_checkpoint_and_resume_with_skorch_checkpoint(blobs, tmp_path):
+    """Long runs: skorch's Checkpoint saves the best weights; a new estimator resumes from them."""
+    from skorch.callbacks import Checkpoint
+
+    X, y = blobs
+    checkpoint = Checkpoint(monitor="train_loss_best", dirname=str(tmp_path), load_best=False)
+    first = SoftmaxClassifier(callbacks=[checkpoint], random_state=0, **FAST).fit(X, y)
+    assert (tmp_path / "params.pt").exists()
+    best_epoch = int(np.argmin(first.history_[:, "train_loss"])) + 1
+    assert best_epoch == FAST["max_epochs"]  # the loss fell every epoch here
+    resumed = SoftmaxClassifier(warm_start=True, random_state=1, **{**FAST, "max_epochs": 1}).fit(
+        X, y
+    )
+    resumed.net_.load_params(checkpoint=Checkpoint(dirname=str(tmp_path)))
+    np.testing.assert_array_equal(resumed.predict_proba(X), first.predict_proba(X))
+    resumed.fit(X, y)  # warm_start: training goes on from the checkpoint
+    assert resumed.history_[-1, "train_loss"] < first.history_[-1, "train_loss"]
