@@ -313,6 +313,9 @@ class NeuralEstimator(BaseEstimator):
                 iterator_valid=TensorBatchIterator,
             )
             net_class, extra, device = SkinfoNet, {}, self.device_
+            if not self.verbose:
+                # skorch's PrintLog formats a table every epoch even when it prints nothing
+                extra["callbacks__print_log"] = None
         return net_class(
             module=module,
             criterion=criterion,

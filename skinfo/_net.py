@@ -99,6 +99,13 @@ class SkinfoNet(NeuralNet):
     into per-epoch averages.
     """
 
+    def _set_training(self, training=True):
+        # skorch walks every submodule before each batch; only do it when the mode changes
+        module = getattr(self, "module_", None)
+        if module is not None and module.training == training:
+            return
+        super()._set_training(training)
+
     def get_loss(self, y_pred, y_true, X=None, training=False):
         terms = self.criterion_(y_pred, y_true, X=X, module=self.module_)
         loss = terms["loss"]
