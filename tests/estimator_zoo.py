@@ -1,6 +1,7 @@
 """Fast instances of every skinfo estimator, shared by the cross-estimator tests."""
 
 from skinfo import (
+    ApproxMassFlowDetector,
     IBINNClassifier,
     MASSClassifier,
     OVAClassifier,
@@ -26,4 +27,4 @@ def fast_classifiers():
 
 def fast_detectors():
     """One small instance per outlier detector."""
-    return []
+    return [ApproxMassFlowDetector(n_blocks=2, hidden_width=8, **FAST)]

@@ -5,7 +5,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from estimator_zoo import fast_classifiers
+from estimator_zoo import fast_classifiers, fast_detectors
 from sklearn.datasets import make_blobs
 
 import skinfo
@@ -123,3 +123,16 @@ def test_cuda_trained_model_loads_on_cpu(data, tmp_path):
     again = skinfo.load(path)
     assert again.device_ == "cpu"
     np.testing.assert_array_equal(again.predict_proba(X), est.predict_proba(X))
+
+
+@pytest.mark.parametrize("det", fast_detectors(), ids=lambda e: repr(e)[:50])
+def test_detector_round_trip(det, data, tmp_path):
+    X, _ = data
+    det.fit(X)
+    det.save(tmp_path / "det.skinfo")
+    again = skinfo.load(tmp_path / "det.skinfo")
+    np.testing.assert_array_equal(again.score_samples(X), det.score_samples(X))
+    np.testing.assert_array_equal(again.predict(X), det.predict(X))
+    assert again.offset_ == det.offset_
+    unpickled = pickle.loads(pickle.dumps(det))
+    np.testing.assert_array_equal(unpickled.decision_function(X), det.decision_function(X))

@@ -8,9 +8,17 @@ minimize; every other entry is a named scalar component, logged to the history
 per epoch as ``history_[:, "train_<name>"]``.
 """
 
+from .approx_mass import ApproxMassLoss
 from .ibinn import IBINNLoss
 from .mass import MASSLoss
 from .softmax_ova import OneVsAllLoss, SoftmaxCrossEntropy
 from .vib import VIBLoss
 
-__all__ = ["IBINNLoss", "MASSLoss", "OneVsAllLoss", "SoftmaxCrossEntropy", "VIBLoss"]
+__all__ = [
+    "ApproxMassLoss",
+    "IBINNLoss",
+    "MASSLoss",
+    "OneVsAllLoss",
+    "SoftmaxCrossEntropy",
+    "VIBLoss",
+]
