@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import warnings
 from collections.abc import Callable, Iterator
 from numbers import Integral, Real
@@ -316,10 +317,15 @@ class NeuralEstimator(BaseEstimator):
             if not self.verbose:
                 # skorch's PrintLog formats a table every epoch even when it prints nothing
                 extra["callbacks__print_log"] = None
+        optimizer = self._optimizer_class()
+        if "foreach" in inspect.signature(optimizer).parameters:
+            # the multi-tensor update: torch picks it by default on GPU only, but it is
+            # also faster on CPU (~7 % of a digits MLP step)
+            extra["optimizer__foreach"] = True
         return net_class(
             module=module,
             criterion=criterion,
-            optimizer=self._optimizer_class(),
+            optimizer=optimizer,
             optimizer__weight_decay=self.weight_decay,
             optimizer__param_groups=self._param_groups(),
             lr=self.lr,
