@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
+from skorch.callbacks import GradientNormClipping
 from torch import nn
 
 from ._base import NeuralClassifier
@@ -70,9 +71,11 @@ class IBINNClassifier(NeuralClassifier):
     label_smoothing : float in [0, 1), default=0.05
         Smoothing of the ``L_Y`` targets.
     learn_prior : bool, default=False
-        Learn the class weights ``w = softmax(phi)`` (from ``L_X`` only,
-        appendix B); otherwise they stay at the training label frequencies.
-    n_blocks : int, default=8
+        Learn the class weights ``w = softmax(phi)`` from equal weights, with
+        gradients of ``L_X`` only (appendix B: ``L_Y`` could be lowered by
+        sending one weight to 1); otherwise they are fixed to the training
+        label frequencies.
+    n_blocks : int, default=4
         Coupling blocks of the dense INN.
     inn_architecture : str or sequence, default='paper'
         Convolutional INN (used when ``input_shape`` is set): a preset of
@@ -82,12 +85,15 @@ class IBINNClassifier(NeuralClassifier):
         Dense blocks after the convolutional levels.
     conv_width : int, default=32
         Hidden channels of the convolutional subnets.
-    clamp : float, default=2.0
-        Soft clamp of the coupling log-scales.
+    clamp : float, default=1.0
+        Soft clamp ``c`` of the coupling log-scales, ``c * tanh(s / c)``.
     means_distance : float, default=5.0
         Pairwise distance of the initial class means.
-    means_lr_factor : float, default=3.0
+    means_lr_factor : float, default=10.0
         Learning rate of the means relative to ``lr``.
+    clip_grad_norm : float or None, default=8.0
+        Clip the gradient norm of all parameters to this value at every step
+        (as the authors' code does); ``None`` disables clipping.
     ood_score : {'typicality', 'log_likelihood'}, default='typicality'
         :meth:`score_samples`: ``-|log q(x) - mean_train log q(x)|`` (the
         single-input typicality test) or ``log q(x)``.
@@ -98,6 +104,12 @@ optimizer, weight_decay, validation_fraction, early_stopping, n_iter_no_change, 
 random_state, verbose, callbacks, warm_start, on_nan, accelerator
         Common parameters, see :ref:`common-parameters`
         (``hidden_layer_sizes`` / ``activation``: the coupling subnets).
+        The defaults differ from the other estimators': ``lr=1e-2`` and
+        ``max_epochs=20``. The couplings start near the identity (FrEIA scales
+        the subnet output by 0.1), so the flow needs a larger step than an
+        MLP; on digits ``lr=1e-3`` for 15 epochs stops at 92-93 % accuracy
+        where ``1e-2`` reaches 97-98 % (the defaults are explained with
+        measurements in the IB-INN page of the documentation).
 
     Attributes
     ----------
@@ -136,21 +148,22 @@ random_state, verbose, callbacks, warm_start, on_nan, accelerator
         noise_sigma=1e-3,
         label_smoothing=0.05,
         learn_prior=False,
-        n_blocks=8,
+        n_blocks=4,
         inn_architecture="paper",
         n_fc_blocks=2,
         conv_width=32,
-        clamp=2.0,
+        clamp=1.0,
         means_distance=5.0,
-        means_lr_factor=3.0,
+        means_lr_factor=10.0,
+        clip_grad_norm=8.0,
         ood_score="typicality",
         encoder=None,
         hidden_layer_sizes=(128,),
         activation="relu",
         input_shape=None,
-        max_epochs=50,
+        max_epochs=20,
         batch_size=128,
-        lr=1e-3,
+        lr=1e-2,
         optimizer="adam",
         weight_decay=0.0,
         validation_fraction=None,
@@ -176,6 +189,7 @@ random_state, verbose, callbacks, warm_start, on_nan, accelerator
         self.clamp = clamp
         self.means_distance = means_distance
         self.means_lr_factor = means_lr_factor
+        self.clip_grad_norm = clip_grad_norm
         self.ood_score = ood_score
         super().__init__(
             encoder=encoder,
@@ -219,6 +233,8 @@ random_state, verbose, callbacks, warm_start, on_nan, accelerator
         number("clamp", 0, strict=True)
         number("means_distance", 0, strict=True)
         number("means_lr_factor", 0, strict=True)
+        if self.clip_grad_norm is not None:
+            number("clip_grad_norm", 0, strict=True)
         number("label_smoothing", 0)
         if not self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}.")
@@ -276,6 +292,11 @@ random_state, verbose, callbacks, warm_start, on_nan, accelerator
 
     def _param_groups(self) -> list:
         return [("gmm.means", {"lr": self.lr * self.means_lr_factor})]
+
+    def _extra_callbacks(self) -> list:
+        if self.clip_grad_norm is None:
+            return []
+        return [("clip_grad_norm", GradientNormClipping(float(self.clip_grad_norm)))]
 
     def _after_fit(self, X, y) -> None:
         self.train_log_likelihood_mean_ = float(

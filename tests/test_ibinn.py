@@ -12,9 +12,10 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
+from skorch.callbacks import Callback
 
 from skinfo import IBINNClassifier
-from skinfo.nn.inn import CouplingBlock, IBINNNetwork, conv_inn, dense_inn
+from skinfo.nn.inn import CouplingBlock, IBINNNetwork, InvertibleSequence, conv_inn, dense_inn
 from skinfo.nn.latent_gmm import LatentGMM
 from skinfo.objectives.ibinn import IBINNLoss
 
@@ -56,16 +57,28 @@ def _flows():
         "dense": (dense_inn(64, 4, (32,)), (64,)),
         "conv_small": (conv_inn((1, 8, 8), "small", 2, (32,), 8), (64,)),
         "conv_rgb": (conv_inn((3, 8, 8), (2, "down", 2), 1, (32,), 8), (192,)),
+        # the paper's [8, down, 25, down, 25] on CIFAR-shaped images (the dense
+        # blocks after it are left out: drawing 3,072-dim rotations takes ~10 s each)
+        "conv_paper": (conv_inn((3, 32, 32), "paper", 0, (32,), 8), (3072,)),
     }
 
 
-@pytest.mark.parametrize("name", ["dense", "conv_small", "conv_rgb"])
+def _perturb(flow, scale):
+    """Move the parameters away from their near-identity initialization."""
+    with torch.no_grad():
+        for p in flow.parameters():
+            if p.requires_grad:
+                p.add_(scale * torch.randn_like(p))
+    return flow
+
+
+@pytest.mark.parametrize("name", ["dense", "conv_small", "conv_rgb", "conv_paper"])
 def test_inverse_of_forward_is_identity(name):
     flow, shape = _flows()[name]
-    flow.eval()
-    x = torch.rand(16, *shape)
-    z, _ = flow(x)
-    assert not torch.allclose(z, x, atol=1e-2)
+    _perturb(flow, 0.05).eval()
+    x = torch.rand(4, *shape)
+    z, log_det = flow(x)
+    assert (z - x).abs().max() > 0.1 and log_det.abs().max() > 0.1
     assert torch.allclose(flow.inverse(z), x, atol=1e-4)
 
 
@@ -179,6 +192,51 @@ def test_loss_matches_numpy_eq9(beta, smoothing):
     assert float(terms["bits_per_dim"]) == pytest.approx(l_x / (4 * np.log(2)), rel=1e-10)
 
 
+@pytest.mark.parametrize("beta_ib", [0.0, 1.0, 64.0])
+def test_unbalanced_loss_matches_numpy_eq8(beta_ib):
+    module, z, log_det, y = _batch(seed=2)
+    ib = IBINNLoss(beta_ib, n_dims=4, label_smoothing=0.05, rebalance=False)
+    loss = float(ib((z, log_det), y, module=module)["loss"].detach())
+    l_x, l_y, _, _ = _numpy_terms(module, z, log_det, y, 0.05)
+    assert loss == pytest.approx(l_x - beta_ib * l_y, rel=1e-10)
+
+
+def _numpy_log_det(flow, x):
+    """log|det J| per row from the full autograd Jacobian (no use of the flow's log-det)."""
+    out = []
+    for row in x:
+        jac = torch.autograd.functional.jacobian(lambda v: flow(v[None])[0][0], row)
+        out.append(np.linalg.slogdet(jac.numpy())[1])
+    return np.array(out)
+
+
+@pytest.mark.parametrize("beta", [0.5, np.inf])
+def test_loss_of_a_fixed_batch_through_the_network_matches_numpy(beta):
+    # z = g(x) and log|det J_g(x)| of a real (perturbed) INN in float64, the
+    # GMM terms and Eq. 9 evaluated in numpy/scipy from the Jacobian itself
+    torch.manual_seed(4)
+    d, k = 6, 3
+    flow = _perturb(dense_inn(d, 3, (8,)).double(), 0.3)
+    gmm = LatentGMM(k, d, torch.tensor([0.5, 0.3, 0.2])).double()
+    net = IBINNNetwork(flow, gmm, noise_sigma=0.0).eval()
+    x = torch.randn(5, d, dtype=torch.float64)
+    y = torch.tensor([0, 1, 2, 2, 0])
+    terms = IBINNLoss(beta, n_dims=d, label_smoothing=0.05)(net(x), y, module=net)
+    z = flow(x)[0].detach().numpy()
+    log_det = _numpy_log_det(flow, x)
+    mu, log_w = gmm.means.detach().numpy(), gmm.log_weights().detach().numpy()
+    np.testing.assert_allclose(np.exp(log_w), [0.5, 0.3, 0.2], rtol=1e-6)
+    log_joint = log_w - 0.5 * ((z[:, None] - mu[None]) ** 2).sum(-1) - 0.5 * d * np.log(2 * np.pi)
+    l_x = np.mean(-logsumexp(log_joint, axis=1) - log_det)  # Eq. 4
+    t = np.full((5, k), 0.05 / k)
+    t[np.arange(5), y.numpy()] += 0.95
+    l_y = np.mean((t * log_softmax(log_joint, axis=1)).sum(1))  # Eq. 7, smoothed
+    expected = -2 * l_y if np.isinf(beta) else 2 / (1 + beta) * (l_x / d - beta * l_y)
+    assert float(terms["L_X"]) == pytest.approx(l_x, rel=1e-6)
+    assert float(terms["L_Y"]) == pytest.approx(l_y, rel=1e-9)
+    assert float(terms["loss"].detach()) == pytest.approx(expected, rel=1e-6)
+
+
 def test_beta_inf_is_the_limit_of_large_beta():
     module, z, log_det, y = _batch()
     inf = IBINNLoss(np.inf, n_dims=4)((z, log_det), y, module=module)["loss"]
@@ -190,12 +248,12 @@ def test_beta_one_without_rebalancing_is_class_nll_up_to_constant():
     module, z, log_det, y = _batch(seed=3)
     ib = IBINNLoss(1.0, n_dims=4, label_smoothing=0.0, rebalance=False)
     nll = IBINNLoss(n_dims=4, loss="class_nll")
-    ib_loss = float(ib((z, log_det), y, module=module)["loss"])
+    ib_loss = float(ib((z, log_det), y, module=module)["loss"].detach())
     nll_terms = nll((z, log_det), y, module=module)
     _, _, log_n, log_w = _numpy_terms(module, z, log_det, y, 0.0)
     class_nll = np.mean(-log_n[np.arange(len(y)), y.numpy()] - log_det.numpy())
     assert float(nll_terms["class_nll"]) == pytest.approx(class_nll, rel=1e-10)
-    assert float(nll_terms["loss"]) == pytest.approx(class_nll / 4, rel=1e-10)
+    assert float(nll_terms["loss"].detach()) == pytest.approx(class_nll / 4, rel=1e-10)
     # the constant is -E[log w_y] (fixed class prior)
     assert ib_loss == pytest.approx(class_nll - np.mean(log_w[y.numpy()]), rel=1e-10)
 
@@ -209,6 +267,36 @@ def test_learned_prior_gets_gradients_from_L_X_only():
     assert module.gmm.phi.grad is None or torch.all(module.gmm.phi.grad == 0)
     IBINNLoss(0.0, n_dims=4)((z, torch.zeros(6)), y, module=module)["loss"].backward()
     assert torch.any(module.gmm.phi.grad != 0)
+
+
+def test_learned_prior_converges_to_the_class_frequencies():
+    # appendix B: phi learned from L_X alone (starting at equal weights) recovers
+    # the class weights; the L_Y term (beta > 0) must not pull it anywhere else
+    torch.manual_seed(0)
+    module = torch.nn.Module()
+    module.gmm = LatentGMM(3, 4, torch.ones(3) / 3, distance=8.0, learn_prior=True)
+    assert torch.equal(module.gmm.phi.detach(), torch.zeros(3))
+    y = torch.tensor([0] * 70 + [1] * 20 + [2] * 10)
+    z = module.gmm.means.detach()[y] + torch.randn(100, 4)
+    opt = torch.optim.Adam([module.gmm.phi], lr=0.05)
+    loss = IBINNLoss(1.0, n_dims=4)
+    for _ in range(400):
+        opt.zero_grad()
+        loss((z, torch.zeros(100)), y, module=module)["loss"].backward()
+        opt.step()
+    w = torch.softmax(module.gmm.phi.detach(), 0).numpy()
+    np.testing.assert_allclose(w, [0.7, 0.2, 0.1], atol=0.02)
+
+
+def test_noise_has_standard_deviation_sigma():
+    identity = InvertibleSequence([], (3,))
+    net = IBINNNetwork(identity, LatentGMM(2, 3, torch.ones(2) / 2), 0.25).train()
+    torch.manual_seed(0)
+    x = torch.rand(20000, 3)
+    z, log_det = net(x)
+    assert float((z - x).mean()) == pytest.approx(0.0, abs=0.01)
+    assert float((z - x).std()) == pytest.approx(0.25, rel=0.02)
+    assert torch.equal(log_det, torch.zeros(20000))
 
 
 # ---------------------------------------------------------------- estimator
@@ -247,18 +335,58 @@ def test_scores_and_bits_per_dim(fitted, digits):
     assert np.median(fitted.score_samples(noise)) < np.median(typ)
 
 
-def test_means_learning_rate_is_three_times_lr(fitted):
+def test_means_learning_rate_is_means_lr_factor_times_lr(fitted):
     groups = fitted.net_.optimizer_.param_groups
     means = fitted.net_.module_.gmm.means
     lrs = {id(p): g["lr"] for g in groups for p in g["params"]}
-    assert lrs[id(means)] == pytest.approx(3 * fitted.lr)
+    assert lrs[id(means)] == pytest.approx(fitted.means_lr_factor * fitted.lr)
     assert min(lrs.values()) == pytest.approx(fitted.lr)
+
+
+class _RecordInitialParameters(Callback):
+    def on_train_begin(self, net, **kwargs):
+        self.initial_ = [p.detach().clone() for p in net.module_.parameters()]
+
+
+@pytest.mark.parametrize("clip", [1e-3, None])
+def test_clip_grad_norm_bounds_every_sgd_step(clip, digits):
+    # plain SGD moves the parameters by lr_group * grad per step; with clipping
+    # the whole displacement is at most n_steps * max(lr_group) * clip
+    X, y = digits
+    clf = IBINNClassifier(
+        n_blocks=2,
+        hidden_layer_sizes=(16,),
+        optimizer="sgd",
+        lr=1e-2,
+        max_epochs=1,
+        batch_size=50,
+        clip_grad_norm=clip,
+        callbacks=[("record", _RecordInitialParameters())],
+        random_state=0,
+    ).fit(X[:200], y[:200])
+    record = dict(clf.net_.callbacks_)["record"]  # the fitted copy
+    moved = torch.sqrt(
+        sum(
+            ((p.detach() - p0) ** 2).sum()
+            for p, p0 in zip(clf.net_.module_.parameters(), record.initial_)
+        )
+    )
+    bound = 4 * clf.lr * clf.means_lr_factor * 1e-3  # 4 steps, the means' learning rate
+    if clip is None:
+        assert float(moved) > 10 * bound
+    else:
+        assert 0 < float(moved) <= bound * (1 + 1e-4)
 
 
 def test_sample_generates_the_requested_class(fitted):
     X_new, y_new = fitted.sample(50, y=4, random_state=0)
     assert X_new.shape == (50, 64) and set(y_new) == {4}
-    assert np.mean(fitted.predict(X_new) == 4) > 0.9
+    assert np.mean(fitted.predict(X_new) == 4) > 0.8
+    # inverting the flow: the samples map back onto N(mu_4, I) in latent space
+    mu = fitted.net_.module_.gmm.means.detach().double().numpy()
+    z = fitted.transform(X_new)
+    assert np.linalg.norm(z.mean(0) - mu[4]) < 2.0  # ~ sqrt(64 / 50) = 1.1 expected
+    assert z.var(0).mean() == pytest.approx(1.0, abs=0.2)
     again, _ = fitted.sample(50, y=4, random_state=0)
     np.testing.assert_array_equal(X_new, again)
     _, drawn = fitted.sample(200, random_state=1)
@@ -272,6 +400,23 @@ def test_pickle_round_trip_identical_predictions(fitted, digits):
     clone = pickle.loads(pickle.dumps(fitted))
     np.testing.assert_array_equal(clone.predict_proba(X), fitted.predict_proba(X))
     np.testing.assert_array_equal(clone.score_samples(X), fitted.score_samples(X))
+
+
+def test_learn_prior_estimator_learns_imbalanced_class_weights(digits):
+    X, y = digits
+    idx = np.r_[np.flatnonzero(y == 0)[:150], np.flatnonzero(y == 1)[:30]]  # 5:1
+    clf = IBINNClassifier(
+        learn_prior=True,
+        n_blocks=2,
+        hidden_layer_sizes=(32,),
+        max_epochs=30,
+        batch_size=30,
+        random_state=0,
+    ).fit(X[idx], y[idx])
+    w = torch.softmax(clf.net_.module_.gmm.phi.detach(), 0).numpy()
+    np.testing.assert_allclose(w, [150 / 180, 30 / 180], atol=0.05)  # started at [0.5, 0.5]
+    _, drawn = clf.sample(600, random_state=0)
+    assert np.mean(drawn == 0) == pytest.approx(w[0], abs=0.05)
 
 
 def test_one_feature_uses_elementwise_affine():
@@ -298,11 +443,42 @@ def test_convolutional_variant_on_images(digits):
     np.testing.assert_allclose(back, X[:10], atol=1e-4)
 
 
-def test_class_nll_loss_option(digits):
+def test_paper_preset_estimator_on_rgb_images():
+    # [8, down, 25, down, 25] on 3x8x8 images: 58 convolutional blocks, 2 dense ones
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 1, (40, 192))
+    y = np.repeat([0, 1], 20)
+    X[y == 1, :64] *= 0.5  # class 1: darker red channel
+    clf = IBINNClassifier(
+        input_shape=(3, 8, 8),
+        conv_width=4,
+        hidden_layer_sizes=(8,),
+        max_epochs=1,
+        batch_size=40,
+        random_state=0,
+    ).fit(X, y)
+    blocks = clf.net_.module_.flow.blocks
+    assert sum(isinstance(b, CouplingBlock) for b in blocks) == 8 + 25 + 25 + 2
+    assert clf.predict_proba(X).shape == (40, 2)
+    z = torch.from_numpy(clf.transform(X[:5]).astype(np.float32))
+    back = clf.net_.module_.flow.inverse(z).detach().numpy()
+    np.testing.assert_allclose(back, X[:5], atol=1e-4)
+
+
+def test_class_nll_loss_option_trains_a_weaker_generative_classifier(digits):
+    # the standard GC of the paper's Table 1: it learns (its NLL falls, accuracy is
+    # far above chance) but without L_Y's repulsion it is less accurate than IB-INN
     X, y = digits
-    clf = IBINNClassifier(loss="class_nll", n_blocks=2, max_epochs=2, random_state=0)
-    clf.fit(X[:300], y[:300])
-    assert "train_class_nll" in clf.history_[-1]
+    common = dict(n_blocks=2, hidden_layer_sizes=(32,), max_epochs=10, random_state=0)
+    nll = IBINNClassifier(loss="class_nll", **common).fit(X[:600], y[:600])
+    ib = IBINNClassifier(loss="ib", beta=1.0, **common).fit(X[:600], y[:600])
+    hist = nll.history_
+    np.testing.assert_allclose(
+        hist[:, "train_loss"], np.array(hist[:, "train_class_nll"]) / 64, rtol=1e-5
+    )
+    assert hist[-1, "train_class_nll"] < hist[0, "train_class_nll"] - 20
+    acc_nll, acc_ib = nll.score(X[1000:], y[1000:]), ib.score(X[1000:], y[1000:])
+    assert 0.5 < acc_nll < acc_ib - 0.03
 
 
 def test_grid_search_over_beta_in_pipeline(digits):
@@ -331,6 +507,8 @@ def test_grid_search_over_beta_in_pipeline(digits):
         (dict(ood_score="max"), "ood_score"),
         (dict(n_blocks=0), "n_blocks"),
         (dict(clamp=0.0), "clamp"),
+        (dict(clip_grad_norm=0.0), "clip_grad_norm"),
+        (dict(clip_grad_norm="8"), "clip_grad_norm"),
         (dict(inn_architecture="huge", input_shape=(1, 8, 8)), "inn_architecture"),
         (dict(encoder=torch.nn.Linear(4, 4)), "encoder must be None"),
     ],

@@ -14,9 +14,11 @@ class LatentGMM(nn.Module):
     """Mixture ``q(z) = sum_y w_y N(z; mu_y, I)`` with learned means ``mu_y``.
 
     The class weights are ``w = softmax(phi)`` (Ardizzone et al. 2020,
-    appendix B). ``phi`` starts at the log of ``class_prior``; it is a fixed
-    buffer unless ``learn_prior`` (then a parameter; the objective lets only
-    ``L_X`` update it).
+    appendix B). Without ``learn_prior``, ``phi`` is a fixed buffer holding
+    the log of ``class_prior``. With ``learn_prior`` it is a parameter that
+    starts at 0 (equal weights, the paper's ``Phi = 0``) and is learned; the
+    objective lets only ``L_X`` update it, so it converges to the class
+    frequencies of the data.
 
     The means are spread at initialization: with ``K <= d`` they are the rows
     of a random orthonormal matrix times ``distance / sqrt(2)`` (every pair at
@@ -29,9 +31,10 @@ class LatentGMM(nn.Module):
     n_classes, n_dims : int
         Number of components ``K`` and latent dimension ``d``.
     class_prior : tensor of shape (K,)
-        Initial class weights (positive, normalized here).
+        Fixed class weights (positive, normalized here); unused when
+        ``learn_prior``.
     learn_prior : bool
-        Whether ``phi`` is a trainable parameter.
+        Whether ``phi`` is a trainable parameter (initialized to 0).
     distance : float
         Pairwise distance of the initial means.
 
@@ -39,7 +42,8 @@ class LatentGMM(nn.Module):
     --------
     >>> import torch
     >>> gmm = LatentGMM(3, 4, torch.ones(3) / 3)
-    >>> round(float(torch.cdist(gmm.means, gmm.means)[0, 1]), 4)
+    >>> mu = gmm.means.detach()
+    >>> round(float(torch.cdist(mu, mu)[0, 1]), 4)
     5.0
     """
 
@@ -62,7 +66,7 @@ class LatentGMM(nn.Module):
         prior = torch.as_tensor(class_prior, dtype=torch.float32)
         phi = torch.log(prior / prior.sum())
         if learn_prior:
-            self.phi = nn.Parameter(phi)
+            self.phi = nn.Parameter(torch.zeros_like(phi))
         else:
             self.register_buffer("phi", phi)
 
