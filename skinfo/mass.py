@@ -14,6 +14,8 @@ from .objectives.mass import MASSLoss
 
 _OOD_SCORES = ("max_class_density", "marginal_density")
 _JACOBIAN = ("auto", "analytic", "autograd")
+#: ``head_lr=None`` trains the variational head ``q`` at this multiple of ``lr``.
+HEAD_LR_FACTOR = 30.0
 
 
 class MASSClassifier(NeuralClassifier):
@@ -59,9 +61,23 @@ class MASSClassifier(NeuralClassifier):
         encoder is an MLP. Both give the exact Jacobian.
     ood_score : {'max_class_density', 'marginal_density'}, default='max_class_density'
         Normality score of :meth:`score_samples`: ``max_y log q(f(x) | y)``
-        (the paper's OOD detector, Table 5) or ``log q(f(x))``.
+        (the paper's OOD detector, Table 5) or ``log q(f(x))``. Both are
+        densities of the representation under the learned ``q``, without the
+        ``log J_f`` term (as in the paper); they are only as good as ``q``'s fit
+        to ``f(X)`` (see ``head_lr``).
     min_scale : float, default=1e-3
         Floor on the diagonal of the Cholesky factors (``softplus(raw) + min_scale``).
+    head_lr : float or None, default=None
+        Learning rate of the parameters of ``q`` (mixture weights, means and
+        covariances); ``None`` is ``30 * lr``. With Adam each step moves a
+        parameter by about the learning rate, so at the encoder's rate the
+        means and covariances of ``q`` (a few units wide in ``z``) barely move
+        in a small data set's few hundred steps while the encoder rescales
+        ``z`` freely: ``q`` then does not fit ``f(X)``, the cross-entropy
+        pushes the training representations into its tails, and the density
+        scores of :meth:`score_samples` rank out-of-distribution inputs
+        *above* the training data (see the docs page). The paper's public
+        code also trains ``q`` with its own optimizer settings.
     encoder, hidden_layer_sizes, activation, input_shape, max_epochs, batch_size, lr, \
 optimizer, weight_decay, validation_fraction, early_stopping, n_iter_no_change, device, \
 random_state, verbose, callbacks, warm_start, on_nan, accelerator
@@ -117,6 +133,7 @@ random_state, verbose, callbacks, warm_start, on_nan, accelerator
         jacobian="auto",
         ood_score="max_class_density",
         min_scale=1e-3,
+        head_lr=None,
         encoder=None,
         hidden_layer_sizes=(400, 200),
         activation="elu",
@@ -144,6 +161,7 @@ random_state, verbose, callbacks, warm_start, on_nan, accelerator
         self.jacobian = jacobian
         self.ood_score = ood_score
         self.min_scale = min_scale
+        self.head_lr = head_lr
         super().__init__(
             encoder=encoder,
             hidden_layer_sizes=hidden_layer_sizes,
@@ -186,6 +204,15 @@ random_state, verbose, callbacks, warm_start, on_nan, accelerator
         ms = self.min_scale
         if isinstance(ms, bool) or not isinstance(ms, Real) or not 0 < ms < np.inf:
             raise ValueError(f"min_scale must be a positive float, got {ms!r}.")
+        hl = self.head_lr
+        if hl is not None and (
+            isinstance(hl, bool) or not isinstance(hl, Real) or not 0 < hl < np.inf
+        ):
+            raise ValueError(f"head_lr must be None or a positive float, got {hl!r}.")
+
+    def _param_groups(self) -> list:
+        head_lr = HEAD_LR_FACTOR * float(self.lr) if self.head_lr is None else float(self.head_lr)
+        return [("head.*", {"lr": head_lr})]
 
     def _build_module(self, X, y) -> nn.Module:
         encoder, width = self._make_encoder(X.shape[1])

@@ -50,6 +50,7 @@ SHAPES = [
     (5, (7, 6), 5),  # d = D
     (20, (30, 10), 7),
     (64, (40, 20), 10),
+    (100, (12,), 6),  # wide input, narrow first layer
 ]
 
 
@@ -236,3 +237,34 @@ def test_network_jacobian_of_cnn_uses_eval_mode_batch_norm():
     np.testing.assert_allclose(got.detach().numpy(), expected, atol=1e-8)
     with pytest.raises(ValueError, match="analytic"):
         MASSNetwork(enc, 8, ClassConditionalGMM(3, 2, 2), jacobian="analytic")
+
+
+@pytest.mark.parametrize("shape", [(3, 2, 5), (3, 4, 4), (3, 5, 2)])
+def test_gradcheck_log_volume(shape):
+    """d < D (custom closed-form backward), d = D (slogdet) and d > D (image volume)."""
+    jac = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(log_volume, (jac,))
+
+
+class _LogJ(nn.Module):
+    """``x -> log J_f(x)`` of an MLPChain as a module, for functional_call."""
+
+    def __init__(self, chain):
+        super().__init__()
+        self.chain = chain
+
+    def forward(self, x):
+        return self.chain.log_jacobian(x)
+
+
+def test_gradcheck_analytic_chain_through_weights_and_inputs():
+    """The analytic MLP chain (as used in training) against finite differences."""
+    module = _LogJ(_random_mlp(12, (7, 5), 3, "elu", seed=4))
+    names = [name for name, _ in module.named_parameters()]
+
+    def fn(x, *values):
+        return torch.func.functional_call(module, dict(zip(names, values, strict=True)), (x,))
+
+    x = torch.randn(4, 12, dtype=torch.float64, requires_grad=True)
+    values = tuple(p.detach().clone().requires_grad_(True) for p in module.parameters())
+    assert torch.autograd.gradcheck(fn, (x, *values))
