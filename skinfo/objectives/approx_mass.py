@@ -11,8 +11,12 @@ from ..nn.realnvp import approximate_mass
 class ApproxMassLoss(nn.Module):
     """``-mean_i log p(x_i) + alpha * mean_i ||d log p(x_i) / d x_i||``.
 
-    The input gradients are per sample (``autograd.grad(log_p.sum(), x,
-    create_graph=True)``), the double backpropagation of the paper. With
+    Chali et al. (2023), Eq. 2, with ``L(x) = log p(x)``. The input gradients
+    are per sample (``autograd.grad(log_p.sum(), x, create_graph=True)``: rows
+    are independent, so row ``i`` of that gradient is ``d log p(x_i) / d x_i``),
+    the double backpropagation of the paper. Differentiating the batch *mean*
+    instead, as the reference code does, divides every norm by the batch size
+    ``B``: a weight ``a`` there is ``alpha = a / B`` here. With
     ``alpha=0`` no input gradient is taken (plain maximum likelihood, one
     backward pass); the mass is then not logged. In training mode, Gaussian
     dequantization noise of standard deviation ``noise`` is added to the batch
