@@ -94,6 +94,24 @@ def _decode(value: Any) -> Any:
     raise ValueError(f"Unknown entry in file: {sorted(value)}")
 
 
+def _resize_buffers(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Give buffers the shape they have in ``state``.
+
+    Buffers may hold statistics fitted after training (e.g. a mixture fitted to
+    the representation), whose shape the module rebuilt from placeholder data
+    cannot know; parameters keep the shape that the constructor gives them.
+    """
+    for name, tensor in state.items():
+        owner, _, attr = name.rpartition(".")
+        try:
+            sub = module.get_submodule(owner)
+        except AttributeError:
+            continue  # load_state_dict reports unexpected keys
+        buffer = sub._buffers.get(attr)
+        if buffer is not None and buffer.shape != tensor.shape:
+            sub._buffers[attr] = torch.empty(tensor.shape, dtype=buffer.dtype, device=buffer.device)
+
+
 def save(estimator, path: str | os.PathLike) -> None:
     """Write a fitted skinfo estimator to ``path`` in the safe format.
 
@@ -220,8 +238,9 @@ def load(path: str | os.PathLike, *, device: str | None = None, **params: Any):
         module = estimator._build_module(X, y)
         net = estimator._make_net(module, estimator._build_criterion(X, y), None)
         net.initialize()
-    net.module_.load_state_dict(payload["module"])
-    net.criterion_.load_state_dict(payload["criterion"])
+    for target, state in ((net.module_, payload["module"]), (net.criterion_, payload["criterion"])):
+        _resize_buffers(target, state)
+        target.load_state_dict(state)
     device_ = estimator.device_
     for attr, value in fitted.items():  # building the module may have set some from dummy data
         setattr(estimator, attr, value)

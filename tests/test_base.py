@@ -6,6 +6,8 @@ import joblib
 import numpy as np
 import pytest
 import torch
+from estimator_zoo import fast_classifiers, fast_detectors
+from sklearn.base import clone
 from sklearn.datasets import make_blobs
 from torch import nn
 
@@ -277,3 +279,65 @@ def test_checkpoint_and_resume_with_skorch_checkpoint(blobs, tmp_path):
     np.testing.assert_array_equal(resumed.predict_proba(X), first.predict_proba(X))
     resumed.fit(X, y)  # warm_start: training goes on from the checkpoint
     assert resumed.history_[-1, "train_loss"] < first.history_[-1, "train_loss"]
+
+
+ZOO = [*fast_classifiers(), *fast_detectors()]
+zoo_ids = [repr(e)[:50] for e in ZOO]
+
+
+@pytest.mark.parametrize("est", ZOO, ids=zoo_ids)
+def test_every_estimator_is_reproducible_with_random_state(est, blobs):
+    X, y = blobs
+    target = None if not hasattr(est, "predict_proba") else y
+    first = clone(est).fit(X, target).score_samples(X)
+    again = clone(est).fit(X, target).score_samples(X)
+    other = clone(est).set_params(random_state=1).fit(X, target).score_samples(X)
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
+@pytest.mark.parametrize("est", ZOO, ids=zoo_ids)
+def test_every_estimator_infers_in_fixed_size_batches(est):
+    """No submodule ever sees more than INFERENCE_BATCH_SIZE rows, however large X is."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3)).astype(np.float32)
+    y = None if not hasattr(est, "predict_proba") else (X[:, 0] > 0).astype(int)
+    fitted = clone(est).fit(X, y)
+    big = rng.normal(size=(20_000, 3)).astype(np.float32)
+    seen = []
+
+    def record(module, inputs, output):
+        if inputs and isinstance(inputs[0], torch.Tensor) and inputs[0].ndim:
+            seen.append(len(inputs[0]))
+
+    hooks = [m.register_forward_hook(record) for m in fitted.net_.module_.modules()]
+    try:
+        scores = fitted.score_samples(big)
+        outputs = [fitted.predict_proba(big)] if y is not None else []
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert seen and max(seen) == INFERENCE_BATCH_SIZE
+    assert len(scores) == len(big) and all(len(out) == len(big) for out in outputs)
+    # the batched result equals predicting a slice on its own
+    np.testing.assert_allclose(fitted.score_samples(big[:7]), scores[:7], rtol=1e-5, atol=1e-6)
+
+
+def test_verbose_prints_per_epoch_table_and_silent_prints_nothing(blobs, capsys):
+    X, y = blobs
+    OVAClassifier(random_state=0, **{**FAST, "max_epochs": 2}).fit(X, y)
+    silent = capsys.readouterr()
+    assert silent.out == "" and silent.err == ""
+    OVAClassifier(random_state=0, verbose=1, **{**FAST, "max_epochs": 2}).fit(X, y)
+    shown = capsys.readouterr()
+    lines = [line for line in shown.out.splitlines() if line.strip()]
+    assert "epoch" in lines[0] and "train_loss" in lines[0]
+    assert [line.split()[0] for line in lines[2:]] == ["1", "2"]  # one row per epoch
+
+
+def test_auto_device_resolves_to_what_this_machine_has(blobs):
+    X, y = blobs
+    clf = SoftmaxClassifier(random_state=0, **{**FAST, "device": "auto"}).fit(X, y)
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert clf.device_ == expected
+    assert next(clf.net_.module_.parameters()).device.type == expected

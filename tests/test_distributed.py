@@ -6,6 +6,11 @@ same seeds: the estimators are deterministic given ``random_state``, whatever
 process fits them.
 """
 
+import contextlib
+import os
+import sys
+from functools import partial
+
 import joblib
 import numpy as np
 import pytest
@@ -17,9 +22,20 @@ from skinfo import OVAClassifier
 GRID = {"lr": [1e-2, 3e-2]}
 
 
-def _search():
+def _accuracy_noting_pid(estimator, X, y, *, pid_dir=None):
+    """Accuracy, as GridSearchCV's default; also notes which process scored."""
+    if pid_dir is not None:
+        (pid_dir / f"{os.getpid()}.pid").touch()
+    return estimator.score(X, y)
+
+
+def _search(pid_dir=None):
     est = OVAClassifier(hidden_layer_sizes=(16,), max_epochs=5, random_state=0, device="cpu")
-    return GridSearchCV(est, GRID, cv=2)
+    return GridSearchCV(est, GRID, cv=2, scoring=partial(_accuracy_noting_pid, pid_dir=pid_dir))
+
+
+def _worker_pids(pid_dir):
+    return {int(p.stem) for p in pid_dir.glob("*.pid")} - {os.getpid()}
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +49,7 @@ def local_result(data):
 
 
 @pytest.mark.slow
-def test_dask_backend_matches_local(data, local_result):
+def test_dask_backend_matches_local(data, local_result, tmp_path):
     distributed = pytest.importorskip("distributed")
     with (
         distributed.LocalCluster(
@@ -46,12 +62,13 @@ def test_dask_backend_matches_local(data, local_result):
         distributed.Client(cluster),
         joblib.parallel_backend("dask"),
     ):
-        scores = _search().fit(*data).cv_results_["mean_test_score"]
+        scores = _search(tmp_path).fit(*data).cv_results_["mean_test_score"]
     np.testing.assert_array_equal(scores, local_result)
+    assert _worker_pids(tmp_path)  # the fits ran in the cluster's worker processes
 
 
 @pytest.mark.slow
-def test_ray_backend_matches_local(data, local_result):
+def test_ray_backend_matches_local(data, local_result, tmp_path):
     ray = pytest.importorskip("ray")
     from ray.util.joblib import register_ray
 
@@ -64,11 +81,16 @@ def test_ray_backend_matches_local(data, local_result):
     )
     try:
         register_ray()
+        # ray's workers cannot import this test module: ship the scorer by value
+        ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
         with joblib.parallel_backend("ray"):
-            scores = _search().fit(*data).cv_results_["mean_test_score"]
+            scores = _search(tmp_path).fit(*data).cv_results_["mean_test_score"]
     finally:
+        with contextlib.suppress(ValueError):  # not registered if it failed early
+            ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
         ray.shutdown()
     np.testing.assert_array_equal(scores, local_result)
+    assert _worker_pids(tmp_path)  # the fits ran in ray's worker processes
 
 
 def test_accelerate_code_path_on_cpu(data):

@@ -5,16 +5,20 @@ dtypes, shapes and label types (bounded examples), plus the edge cases listed
 one by one.
 """
 
+import os
+import traceback
 import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+import torch
 from estimator_zoo import fast_classifiers, fast_detectors
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
+from skorch.callbacks import Callback
 
 CLASSIFIERS = fast_classifiers()
 ALL = CLASSIFIERS + fast_detectors()
@@ -24,12 +28,20 @@ clf_ids = [repr(e)[:60] for e in CLASSIFIERS]
 SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def _fit_and_check(est, X, y):
-    """Fit; on success every output is finite (proba rows sum to 1)."""
+def _fit_and_check(est, X, y, *, must_fit=False):
+    """Fit; on success every output is finite (proba rows sum to 1).
+
+    A ValueError raised by skinfo or sklearn is an accepted answer unless
+    ``must_fit``; one raised from inside torch is not (it would be a raw
+    torch error, not a clear message).
+    """
     try:
         est.fit(X, y)
-    except ValueError:
-        return  # a clear sklearn-style refusal is an accepted answer
+    except ValueError as error:
+        origin = traceback.extract_tb(error.__traceback__)[-1].filename
+        assert f"{os.sep}torch{os.sep}" not in origin, f"raw torch error: {error!r}"
+        assert not must_fit, f"well-formed data refused: {error!r}"
+        return
     if hasattr(est, "predict_proba"):
         proba = est.predict_proba(X)
         assert np.isfinite(proba).all()
@@ -59,22 +71,23 @@ def datasets(draw):
         y = np.array([f"c{c}" for c in codes], dtype=object)
     else:
         y = codes * 7 - 3
-    return X, y
+    return X, y, scale
 
 
 @pytest.mark.parametrize("est", ALL, ids=ids)
 @SETTINGS
 @given(data=datasets())
 def test_any_dtype_shape_and_label_type(est, data):
-    X, y = data
-    _fit_and_check(clone(est), X, y)
+    X, y, scale = data
+    # inputs of unit scale or below must train; larger ones may diverge (a clear error)
+    _fit_and_check(clone(est), X, y, must_fit=scale <= 1.0)
 
 
 @pytest.mark.parametrize("est", CLASSIFIERS, ids=clf_ids)
 def test_edge_cases(est):
     rng = np.random.default_rng(0)
     # two samples, n < batch_size
-    _fit_and_check(clone(est), rng.normal(size=(2, 3)), np.array([0, 1]))
+    _fit_and_check(clone(est), rng.normal(size=(2, 3)), np.array([0, 1]), must_fit=True)
     # 100 classes, 2 samples each
     X = rng.normal(size=(200, 4))
     y = np.repeat(np.arange(100), 2)
@@ -84,13 +97,13 @@ def test_edge_cases(est):
     X = rng.normal(size=(300, 3))
     y = np.zeros(300, dtype=int)
     y[:3] = 1
-    _fit_and_check(clone(est).set_params(batch_size=16), X, y)
+    _fit_and_check(clone(est).set_params(batch_size=16), X, y, must_fit=True)
     # constant features
     X = np.c_[np.ones(50), rng.normal(size=50), np.zeros(50)]
-    _fit_and_check(clone(est), X, np.arange(50) % 2)
+    _fit_and_check(clone(est), X, np.arange(50) % 2, must_fit=True)
     # denormals
     X = rng.normal(size=(40, 3)) * 1e-310
-    _fit_and_check(clone(est), X, np.arange(40) % 2)
+    _fit_and_check(clone(est), X, np.arange(40) % 2, must_fit=True)
     # huge magnitudes: either trains or stops with TrainingDivergedError (a ValueError)
     X = rng.normal(size=(40, 3)) * 1e30
     _fit_and_check(clone(est), X, np.arange(40) % 2)
@@ -138,3 +151,85 @@ def test_sparse_input_densified_when_small(est, monkeypatch):
     monkeypatch.setattr(skinfo._base, "MAX_DENSIFIED_SIZE", 100)
     with pytest.raises(ValueError, match="too large to densify"):
         clone(est).fit(sp.random(40, 5, density=0.1, random_state=rng.integers(9)), y)
+
+
+def _is_detector(est):
+    return not hasattr(est, "predict_proba")
+
+
+def _bad_inputs(detector):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 4))
+    y = np.arange(30) % 3
+    nan, inf = X.copy(), X.copy()
+    nan[3, 1], inf[5, 2] = np.nan, np.inf
+    cases = {
+        "nan": (nan, y, "NaN"),
+        "inf": (inf, y, "infinity|inf"),
+        "1d": (X[:, 0], y, "2D array"),
+        "empty": (X[:0], y[:0], "0 sample"),
+        "huge": (X * 1e39, y, "too large"),
+        "3d": (X.reshape(30, 2, 2), y, "dim 3|2D|2 dimensions"),
+    }
+    if not detector:
+        cases["one-class"] = (X, np.zeros(30, dtype=int), "class")
+        cases["mismatch"] = (X, y[:-1], "inconsistent numbers of samples")
+    return cases
+
+
+@pytest.mark.parametrize("est", ALL, ids=ids)
+def test_bad_input_gives_clear_value_error_for_every_estimator(est):
+    """NaN/inf, 1-D or 3-D X, empty X, one class, mismatched lengths: sklearn's ValueError."""
+    detector = _is_detector(est)
+    for X, y, match in _bad_inputs(detector).values():
+        with pytest.raises(ValueError, match=match):
+            clone(est).fit(X, None if detector else y)
+    X, y, _ = _bad_inputs(detector)["nan"]
+    X = np.nan_to_num(X)
+    fitted = clone(est).fit(X, None if detector else y)
+    with pytest.raises(ValueError, match="X has 3 features, but .* is expecting 4"):
+        fitted.score_samples(X[:, :3])
+    with pytest.raises(ValueError, match="NaN"):
+        fitted.score_samples(np.where(np.isfinite(X) & (X > 1.5), np.nan, X))
+
+
+class _PoisonWeights(Callback):
+    """skorch callback: set every weight to NaN after `after` training batches."""
+
+    def __init__(self, after):
+        self.after = after
+
+    def initialize(self):
+        self.batches = 0
+        return self
+
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        if training:
+            self.batches += 1
+            if self.batches == self.after:
+                with torch.no_grad():
+                    for p in net.module_.parameters():
+                        p.fill_(float("nan"))
+
+
+@pytest.mark.parametrize("est", ALL, ids=ids)
+def test_divergence_stops_with_an_error_naming_epoch_and_components(est):
+    """NaN weights in epoch 2 (3 batches per epoch): TrainingDivergedError, epochs kept."""
+    from skinfo import TrainingDivergedError
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    y = None if _is_detector(est) else np.arange(60) % 2
+    params = dict(batch_size=20, max_epochs=4, callbacks=[_PoisonWeights(after=4)])
+    diverging = clone(est).set_params(**params)
+    with pytest.raises(TrainingDivergedError, match=r"epoch 2, batch 2 .*component\(s\) \[") as e:
+        diverging.fit(X, y)
+    assert isinstance(e.value, ValueError)
+    assert len(diverging.history_) == 1 and np.isfinite(diverging.history_[:, "train_loss"]).all()
+    restoring = clone(est).set_params(on_nan="restore", **params)
+    with pytest.warns(UserWarning, match="weights of epoch 1 .* were restored"):
+        restoring.fit(X, y)
+    scores = restoring.score_samples(X)
+    assert np.isfinite(scores).all()
+    reference = clone(est).set_params(max_epochs=1, batch_size=20).fit(X, y)
+    np.testing.assert_allclose(scores, reference.score_samples(X), rtol=1e-5, atol=1e-6)

@@ -62,6 +62,30 @@ def test_distance_logits_closed_form_and_finite_gradient_at_center():
     assert torch.isfinite(h.grad).all()
 
 
+def test_distance_logits_float32_match_the_plain_norm():
+    """The matrix-product expansion agrees with ||h - w|| computed directly in float64."""
+    rng = np.random.default_rng(0)
+    head = DistanceLogits(50, 7)
+    w = rng.normal(size=(7, 50)) * 3
+    h = rng.normal(size=(64, 50)) * 3
+    h[:7] = w  # exactly on a center: the distance that cancellation hurts most
+    with torch.no_grad():
+        head.weight.copy_(torch.from_numpy(w))
+    h_t = torch.tensor(h, dtype=torch.float32, requires_grad=True)
+    z = head(h_t)
+    exact = np.linalg.norm(h[:, None] - w[None], axis=-1)
+    norm_h = np.linalg.norm(h, axis=1, keepdims=True)
+    off_center = exact > 1e-2 * norm_h
+    np.testing.assert_allclose(-z.detach().numpy()[off_center], exact[off_center], rtol=1e-5)
+    assert np.all(
+        -z.detach().numpy()[~off_center] <= 1e-3 * np.broadcast_to(norm_h, exact.shape)[~off_center]
+    )
+    # gradient of the sum of distances vs the plain norm's (h - w) / ||h - w||, off-center rows
+    (-z[7:]).sum().backward()
+    unit = (h[7:, None] - w[None]) / exact[7:, :, None]
+    np.testing.assert_allclose(h_t.grad[7:].numpy(), unit.sum(1), rtol=1e-4, atol=1e-5)
+
+
 def test_predict_proba_is_normalized_ova_proba():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(90, 5))

@@ -1,6 +1,7 @@
 """Safe persistence (JSON parameters + torch state dict) and its refusal to run code."""
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -136,3 +137,22 @@ def test_detector_round_trip(det, data, tmp_path):
     assert again.offset_ == det.offset_
     unpickled = pickle.loads(pickle.dumps(det))
     np.testing.assert_array_equal(unpickled.decision_function(X), det.decision_function(X))
+
+
+@pytest.mark.parametrize(
+    "est", [*fast_classifiers(), *fast_detectors()], ids=lambda e: repr(e)[:50]
+)
+def test_pickle_of_a_cuda_trained_model_loads_on_a_machine_without_cuda(est, data):
+    """skorch maps the weights to the CPU; the estimator then predicts there too."""
+    if torch.cuda.is_available():
+        pytest.skip("this check is about machines without CUDA")
+    X, y = data
+    est.fit(X, None if not hasattr(est, "predict_proba") else y)
+    expected = est.score_samples(X)
+    est.device_, est.net_.device = "cuda", "cuda"  # as pickled by a GPU machine
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = pickle.loads(pickle.dumps(est))
+    assert any("no CUDA devices are available" in str(w.message) for w in caught)
+    assert again.device_ == "cpu" and str(again.net_.device) == "cpu"
+    np.testing.assert_array_equal(again.score_samples(X), expected)

@@ -10,9 +10,17 @@ from torch import nn
 class DistanceLogits(nn.Module):
     """Negative Euclidean distances to learned class centers: ``z_k = -||h - w_k||``.
 
-    The norm is computed as ``sqrt(sum((h - w_k)^2) + eps)`` so its gradient is
-    defined at ``h = w_k`` (the plain norm has none there); ``eps`` is tiny and
-    changes distances by at most ``sqrt(eps)``.
+    The norm is computed as ``sqrt(max(||h||^2 - 2 h.w_k + ||w_k||^2, 0) + eps)``:
+
+    * the squared distance is expanded so that a matrix product computes it,
+      with no ``(batch, n_classes, width)`` temporary (3-30x faster on CPU and
+      memory linear in batch, classes and width). In float32 the expansion
+      loses about ``1e-7 ||h||^2`` to cancellation, so distances below about
+      ``3e-4 ||h||`` are resolved only to that level; larger ones are exact to
+      float32 rounding. The gradient ``(h - w_k) / ||h - w_k||`` keeps its
+      exact direction.
+    * ``eps`` makes the gradient defined at ``h = w_k`` (the plain norm has
+      none there); it is tiny and changes distances by at most ``sqrt(eps)``.
 
     Parameters
     ----------
@@ -47,8 +55,9 @@ class DistanceLogits(nn.Module):
         self.eps = eps
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        sq = (h.unsqueeze(1) - self.weight.unsqueeze(0)).pow(2).sum(-1)
-        return -torch.sqrt(sq + self.eps)
+        w = self.weight
+        sq = h.pow(2).sum(-1, keepdim=True) - 2.0 * (h @ w.T) + w.pow(2).sum(-1)
+        return -torch.sqrt(sq.clamp_min(0.0) + self.eps)
 
 
 class EncoderHead(nn.Module):
