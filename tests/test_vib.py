@@ -5,14 +5,24 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy.special import logsumexp
+from sklearn.base import clone
 from sklearn.datasets import load_digits
-from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skinfo import VIBClassifier
-from skinfo.nn.vib import ZERO_ENTROPY_VAR, VIBNetwork, ZeroEntropyNoise
+from skinfo.datasets import load_digits_held_out, make_digits_ood
+from skinfo.metrics import ood_auroc
+from skinfo.nn.vib import (
+    ZERO_ENTROPY_VAR,
+    VIBNetwork,
+    ZeroEntropyNoise,
+    gaussian_kl_to_mixture_bound,
+    sample_with_rate,
+)
 from skinfo.objectives.vib import (
     VIBLoss,
     cond_logvar_regularizer,
@@ -84,7 +94,7 @@ def test_cond_logvar_single_samples_no_nan_and_gradient_finite():
     assert float(reg.detach()) == 0.0
     reg.backward()
     assert torch.isfinite(z.grad).all()
-    assert float(logvar_regularizer(z[:1])) == 0.0
+    assert float(logvar_regularizer(z[:1]).detach()) == 0.0
 
 
 def test_zero_entropy_noise():
@@ -96,19 +106,60 @@ def test_zero_entropy_noise():
     assert torch.equal(noise.eval()(eps), eps)
 
 
+def test_sample_with_rate_matches_autograd():
+    # the hand-written backward against plain autograd of the textbook formulas
+    torch.manual_seed(0)
+    h = (4 * torch.randn(7, 6, dtype=torch.float64)).requires_grad_()
+    eps = torch.randn(7, 3, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda h: sample_with_rate(h, eps), (h,))
+    z, rate = sample_with_rate(h, eps)
+    mean, rho = h.chunk(2, dim=-1)
+    std = torch.nn.functional.softplus(rho - 5.0)
+    z_ref, rate_ref = mean + std * eps, gaussian_kl_standard(mean, std).mean()
+    torch.testing.assert_close(z, z_ref)
+    torch.testing.assert_close(rate, rate_ref)
+    w = torch.randn(7, 3, dtype=torch.float64)
+    grad = torch.autograd.grad((z * w).sum() + 3 * rate, h)[0]
+    grad_ref = torch.autograd.grad((z_ref * w).sum() + 3 * rate_ref, h)[0]
+    torch.testing.assert_close(grad, grad_ref)
+
+
+def test_network_training_forward():
+    x = torch.randn(5, 4, dtype=torch.float64)
+    net = VIBNetwork(torch.nn.Identity(), 4, 3, 2, stochastic=True, n_samples=2).double().train()
+    torch.manual_seed(3)
+    z, logits, rate = net(x)
+    torch.manual_seed(3)
+    eps = torch.randn(5, 3, dtype=torch.float64)
+    mean, std = net.distribution(x)
+    torch.testing.assert_close(z, mean + std * eps)
+    torch.testing.assert_close(logits, net.decoder(z))
+    torch.testing.assert_close(rate, gaussian_kl_standard(mean, std).mean())
+    # deterministic encoder: Z = h + zero-entropy noise in training, no rate
+    det = VIBNetwork(torch.nn.Identity(), 4, 3, 2, stochastic=False, n_samples=2).double()
+    x = torch.zeros(100_000, 4, dtype=torch.float64)
+    z, _, rate = det.train()(x)
+    assert rate is None
+    noise = z - det.to_latent(x)
+    np.testing.assert_allclose(noise.var(0).detach().numpy(), ZERO_ENTROPY_VAR, rtol=0.03)
+    h = 0.5 * np.log(2 * np.pi * np.e * noise.var(0).detach().numpy())  # Gaussian entropy
+    np.testing.assert_allclose(h, 0.0, atol=0.02)
+
+
 def test_loss_combines_terms():
     torch.manual_seed(0)
-    mean, std = torch.randn(6, 3), torch.rand(6, 3) + 0.1
-    z, logits = torch.randn(6, 3), torch.randn(6, 4)
+    z, logits, rate = torch.randn(6, 3), torch.randn(6, 4), torch.tensor(1.7)
     y = torch.tensor([0, 1, 2, 3, 0, 1])
     ce = torch.nn.functional.cross_entropy(logits, y)
-    terms = VIBLoss("kl", 0.5, 4, track_information=True)((mean, std, z, logits), y)
-    kl = gaussian_kl_standard(mean, std).mean()
-    assert torch.allclose(terms["loss"], ce + 0.5 * kl)
-    assert torch.allclose(terms["izx"], kl)
-    terms = VIBLoss("l2", 2.0, 4)((mean, std, z, logits), y)
+    terms = VIBLoss("kl", 0.5, 4, track_information=True)((z, logits, rate), y)
+    assert torch.allclose(terms["loss"], ce + 0.5 * 1.7)
+    assert float(terms["rate"]) == float(terms["izx"]) == pytest.approx(1.7)
+    terms = VIBLoss("l2", 2.0, 4)((z, logits, None), y)
     assert torch.allclose(terms["loss"], ce + 2.0 * z.pow(2).sum(1).mean())
     assert "izx" not in terms
+    terms = VIBLoss("cond_logvar", 0.1, 4, track_information=True)((z, logits, None), y)
+    assert torch.allclose(terms["loss"], ce + 0.1 * cond_logvar_regularizer(z, y, 4))
+    assert torch.allclose(terms["izx"], logvar_regularizer(z))
 
 
 def test_network_log_proba_is_mc_average():
@@ -124,6 +175,34 @@ def test_network_log_proba_is_mc_average():
     assert torch.allclose(det.distribution(x)[1], torch.tensor(ZERO_ENTROPY_VAR).sqrt())
 
 
+def _kl_diag(mu, sd, m, v):
+    """numpy KL(N(mu, sd^2) || N(m, v)) summed over the last axis."""
+    return 0.5 * np.sum(sd**2 / v + (mu - m) ** 2 / v - 1 + np.log(v) - np.log(sd**2), -1)
+
+
+def test_mixture_bound_matches_numpy_and_bounds_the_kl():
+    rng = np.random.default_rng(0)
+    mu, sd = rng.normal(size=(6, 3)), rng.uniform(0.2, 1.5, size=(6, 3))
+    m, v = rng.normal(size=(4, 3)) * 2, rng.uniform(0.3, 2.0, size=(4, 3))
+    w = np.array([0.1, 0.2, 0.3, 0.4])
+    got = gaussian_kl_to_mixture_bound(*map(torch.tensor, (mu, sd, m, v, np.log(w)))).numpy()
+    per_comp = np.stack([_kl_diag(mu, sd, m[c], v[c]) - np.log(w[c]) for c in range(4)], -1)
+    np.testing.assert_allclose(got, per_comp.min(-1), rtol=1e-10)
+    # Monte-Carlo KL(q || sum_c w_c N(m_c, v_c)) <= the bound
+    eps = rng.normal(size=(100_000, 1, 3))
+    z = mu + sd * eps  # (S, 6, 3)
+    log_q = np.sum(-0.5 * eps**2 - np.log(sd) - 0.5 * np.log(2 * np.pi), -1)
+    log_comp = [
+        np.sum(-0.5 * (z - m[c]) ** 2 / v[c] - 0.5 * np.log(2 * np.pi * v[c]), -1) + np.log(w[c])
+        for c in range(4)
+    ]
+    kl_mc = np.mean(log_q - logsumexp(np.stack(log_comp), axis=0), axis=0)
+    assert np.all(kl_mc <= got + 0.02)
+    # a single component of weight 1 gives the exact KL
+    one = gaussian_kl_to_mixture_bound(*map(torch.tensor, (mu, sd, m[:1], v[:1], np.zeros(1))))
+    np.testing.assert_allclose(one.numpy(), _kl_diag(mu, sd, m[0], v[0]), rtol=1e-10)
+
+
 # ------------------------------------------------------------------- estimator
 @pytest.mark.parametrize("regularizer", ["kl", "l2", "logvar", "cond_logvar"])
 def test_fit_history_and_invariance(digits, regularizer):
@@ -136,16 +215,93 @@ def test_fit_history_and_invariance(digits, regularizer):
         assert np.isfinite(row[key])
     expected = row["train_ce"] + 1e-3 * row[reg_key]
     assert row["train_loss"] == pytest.approx(expected, rel=1e-4)
+    # information plane: I(X;Z) bound = the rate ('kl') or the log-variance bound on H[Z]
+    assert row["info_izx"] == row["train_izx"] and row["info_hyz"] == row["train_ce"]
+    if regularizer in ("kl", "logvar"):
+        assert row["train_izx"] == pytest.approx(row[reg_key], rel=1e-6)
     p = clf.predict_proba(Xte)
     np.testing.assert_allclose(p.sum(1), 1)
     np.testing.assert_array_equal(p, clf.predict_proba(Xte))
     np.testing.assert_allclose(clf.predict_proba(Xte[5:9]), p[5:9], rtol=1e-6, atol=1e-9)
     assert clf.transform(Xte).shape == (len(Xte), 8)
-    s = clf.score_samples(Xte)
+    np.testing.assert_allclose(clf.score_samples(Xte), -clf.marginal_rate(Xte), rtol=1e-12)
     if regularizer == "kl":
-        np.testing.assert_allclose(s, -clf.rate(Xte), rtol=1e-12)
+        clf.set_params(ood_score="neg_rate")
+        np.testing.assert_allclose(clf.score_samples(Xte), -clf.rate(Xte), rtol=1e-12)
     else:
-        np.testing.assert_allclose(s, p.max(1), rtol=1e-6)
+        with pytest.raises(ValueError, match="regularizer='kl'"):
+            clf.rate(Xte)
+    clf.set_params(ood_score="max_proba")
+    np.testing.assert_allclose(clf.score_samples(Xte), p.max(1), rtol=1e-6)
+    clf.set_params(ood_score="neg_entropy")
+    np.testing.assert_allclose(clf.score_samples(Xte), np.sum(p * np.log(p), 1), atol=1e-6)
+
+
+@pytest.mark.parametrize("regularizer", ["kl", "cond_logvar"])
+def test_marginal_is_moment_matched_to_training_encodings(digits, regularizer):
+    Xtr, _, ytr, _ = digits
+    clf = VIBClassifier(regularizer=regularizer, **{**FAST, "max_epochs": 3}).fit(Xtr, ytr)
+    module = clf.net_.module_.eval()
+    with torch.no_grad():
+        mu, sd = (t.double().numpy() for t in module.distribution(torch.tensor(Xtr).float()))
+    for c in range(10):
+        rows = ytr == c
+        mean_c = mu[rows].mean(0)
+        var_c = mu[rows].var(0) + np.mean(sd[rows] ** 2, 0)  # law of total variance
+        np.testing.assert_allclose(module.marginal_mean[c].numpy(), mean_c, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(module.marginal_var[c].numpy(), var_c, rtol=1e-4, atol=1e-6)
+    weights = module.marginal_log_weight.exp().numpy()
+    np.testing.assert_allclose(weights, np.bincount(ytr) / len(ytr), rtol=1e-6)
+    # the score is the numpy bound min_c [KL(p(z|x) || N(m_c, v_c)) - log w_c]
+    m, v = module.marginal_mean.double().numpy(), module.marginal_var.double().numpy()
+    log_w = module.marginal_log_weight.double().numpy()
+    bound = np.min([_kl_diag(mu, sd, m[c], v[c]) - log_w[c] for c in range(10)], axis=0)
+    np.testing.assert_allclose(clf.marginal_rate(Xtr), bound, rtol=1e-3, atol=1e-3)
+
+
+def test_rate_is_the_trained_quantity(digits):
+    # rate() at inference must be the rate the objective minimizes (same mode, same formula)
+    Xtr, _, ytr, _ = digits
+    clf = VIBClassifier(**{**FAST, "max_epochs": 3}).fit(Xtr, ytr)
+    module = clf.net_.module_.train()
+    x = torch.tensor(Xtr[:256]).float()
+    with torch.no_grad():
+        _, _, rate = module(x)
+        terms = clf.net_.criterion_(module(x), torch.tensor(ytr[:256]))
+    np.testing.assert_allclose(clf.rate(Xtr[:256]).mean(), float(rate), rtol=1e-4)
+    np.testing.assert_allclose(float(terms["rate"]), float(rate), rtol=1e-6)
+    assert np.all(clf.rate(Xtr) > 0)
+
+
+def test_ood_scores_on_digits():
+    """Held-out classes and noise: the marginal rate detects them, the prior rate does not."""
+    X_tr, y_tr, X_in, _, X_ho = load_digits_held_out((0, 1, 2, 3, 4), random_state=0)
+    X_noise = make_digits_ood(X_in, "gaussian_noise", random_state=0)
+    clf = VIBClassifier(**FAST).fit(X_tr, y_tr)
+    s_in = clf.score_samples(X_in)
+    assert ood_auroc(s_in, clf.score_samples(X_ho)) > 0.8
+    assert ood_auroc(s_in, clf.score_samples(X_noise)) > 0.85
+    # documented property: with the N(0, I) prior, noise gets a *smaller* rate than digits
+    clf.set_params(ood_score="neg_rate")
+    assert ood_auroc(clf.score_samples(X_in), clf.score_samples(X_noise)) < 0.3
+
+
+def test_information_plane_figure_from_history(digits):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from skinfo.plotting import information_plane
+
+    Xtr, _, ytr, _ = digits
+    clf = VIBClassifier(**{**FAST, "max_epochs": 4}).fit(Xtr, ytr)
+    ax = information_plane(clf.history_, x_key="info_izx", y_key="info_hyz")
+    xs, ys = ax.lines[0].get_data()
+    np.testing.assert_allclose(xs, clf.history_[:, "train_rate"])
+    np.testing.assert_allclose(ys, clf.history_[:, "train_ce"])
+    no_tracking = VIBClassifier(**{**FAST, "max_epochs": 1, "track_information": False})
+    assert "info_izx" not in no_tracking.fit(Xtr, ytr).history_[-1]
+    plt.close("all")
 
 
 @pytest.mark.parametrize(
@@ -167,23 +323,31 @@ def test_bad_params(params):
 
 
 def test_pipeline_and_grid_search_ece(digits):
+    from skinfo.metrics import expected_calibration_error
     from skinfo.scorers import neg_expected_calibration_error
 
     Xtr, _, ytr, _ = digits
+    X, y = Xtr[:400], ytr[:400]
     pipe = make_pipeline(StandardScaler(), VIBClassifier(**{**FAST, "max_epochs": 5}))
+    cv = list(StratifiedKFold(2, shuffle=True, random_state=0).split(X, y))
     grid = GridSearchCV(
         pipe,
         {"vibclassifier__beta": [1e-3, 1.0]},
-        cv=2,
+        cv=cv,
         n_jobs=2,
         scoring=neg_expected_calibration_error,
-    ).fit(Xtr[:400], ytr[:400])
-    assert np.all(np.isfinite(grid.cv_results_["mean_test_score"]))
-    assert grid.best_params_["vibclassifier__beta"] in (1e-3, 1.0)
+    ).fit(X, y)
+    # each cell equals minus the ECE of the same fit done here, in this process
+    for i, beta in enumerate(grid.cv_results_["param_vibclassifier__beta"]):
+        for k, (train, test) in enumerate(cv):
+            model = clone(pipe).set_params(vibclassifier__beta=beta).fit(X[train], y[train])
+            ece = expected_calibration_error(y[test], model.predict_proba(X[test]))
+            assert grid.cv_results_[f"split{k}_test_score"][i] == pytest.approx(-ece, abs=1e-12)
+    best = int(np.argmax(grid.cv_results_["mean_test_score"]))
+    assert grid.best_params_ == grid.cv_results_["params"][best]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("regularizer", ["kl", "l2"])
+@pytest.mark.parametrize("regularizer", ["kl", "l2", "logvar", "cond_logvar"])
 def test_beta_trades_rate_for_accuracy(digits, regularizer):
     Xtr, Xte, ytr, yte = digits
     key = "train_rate" if regularizer == "kl" else "train_reg"

@@ -11,6 +11,111 @@ from torch import nn
 #: Variance of zero-entropy Gaussian noise: ``0.5 * log(2 pi e var) == 0``.
 ZERO_ENTROPY_VAR = 1.0 / (2.0 * math.pi * math.e)
 
+#: Shift of the standard-deviation parametrization ``std = softplus(rho - 5)`` (Alemi et al.).
+STD_SHIFT = 5.0
+
+
+class _SampleWithRate(torch.autograd.Function):
+    """Reparametrized sample and mean closed-form rate of ``N(mean, softplus(rho - 5)^2)``.
+
+    One autograd node with a hand-written backward instead of about fifteen
+    elementwise nodes: the same values and gradients (checked against plain
+    autograd by ``gradcheck`` in the tests), fewer per-operation overheads.
+    """
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor, eps: torch.Tensor):
+        mean, rho = h.chunk(2, dim=-1)
+        t = rho - STD_SHIFT
+        std = F.softplus(t)
+        z = torch.addcmul(mean, std, eps)
+        # sum_i (mean_i^2 + std_i^2 - 2 log std_i), then the batch mean of 0.5 * (. - K)
+        u = torch.addcmul(mean * mean, std, std).sub_(torch.log(std), alpha=2.0)
+        rate = u.sum() * (0.5 / mean.shape[0]) - 0.5 * mean.shape[1]
+        ctx.save_for_backward(mean, t, std, eps)
+        return z, rate
+
+    @staticmethod
+    def backward(ctx, grad_z: torch.Tensor, grad_rate: torch.Tensor):
+        mean, t, std, eps = ctx.saved_tensors
+        g = grad_rate / mean.shape[0]
+        grad_h = torch.empty(mean.shape[0], 2 * mean.shape[1], dtype=mean.dtype, device=mean.device)
+        grad_mean, grad_rho = grad_h.chunk(2, dim=-1)
+        torch.addcmul(grad_z, mean, g, out=grad_mean)  # d rate / d mean = mean
+        # d rate / d std = std - 1/std;  d std / d rho = sigmoid(rho - 5)
+        grad_std = (std - std.reciprocal()).mul_(g).addcmul_(grad_z, eps)
+        torch.mul(grad_std, torch.sigmoid(t), out=grad_rho)
+        return grad_h, None
+
+
+def sample_with_rate(h: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sample Z and the batch-mean rate from the encoder output ``h = [mean, rho]``.
+
+    With ``std = softplus(rho - 5)``, returns ``z = mean + std * eps`` and the
+    rate ``mean_rows KL(N(mean, diag std^2) || N(0, I))`` in nats (closed
+    form), both differentiable with respect to ``h``.
+
+    Parameters
+    ----------
+    h : Tensor of shape (B, 2K)
+        Mean (first K columns) and pre-activation ``rho`` (last K columns).
+    eps : Tensor of shape (B, K)
+        Standard-normal draws.
+
+    Returns
+    -------
+    z : Tensor of shape (B, K)
+    rate : Tensor of shape ()
+
+    Examples
+    --------
+    >>> import torch
+    >>> z, rate = sample_with_rate(torch.zeros(3, 4), torch.zeros(3, 2))
+    >>> z.tolist()
+    [[0.0, 0.0], [0.0, 0.0], [0.0, 0.0]]
+    >>> std = torch.nn.functional.softplus(torch.tensor(-5.0))
+    >>> bool(torch.isclose(rate, 2 * (0.5 * std**2 - 0.5 - torch.log(std))))
+    True
+    """
+    return _SampleWithRate.apply(h, eps)
+
+
+def gaussian_kl_to_mixture_bound(
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    comp_mean: torch.Tensor,
+    comp_var: torch.Tensor,
+    comp_log_weight: torch.Tensor,
+) -> torch.Tensor:
+    """Upper bound on ``KL(N(mean, diag std^2) || sum_c w_c N(m_c, diag v_c))`` per row.
+
+    ``min_c [KL(N(mean, std^2) || N(m_c, v_c)) - log w_c]``, which bounds the
+    KL to the mixture from above because ``log sum_c w_c r_c >= log w_c r_c``
+    for every ``c``. Computed with matrix products, so memory is (B, C).
+
+    Parameters
+    ----------
+    mean, std : Tensor of shape (B, K)
+    comp_mean, comp_var : Tensor of shape (C, K)
+    comp_log_weight : Tensor of shape (C,)
+
+    Returns
+    -------
+    Tensor of shape (B,)
+
+    Examples
+    --------
+    >>> import torch
+    >>> one = torch.ones(1, 2)
+    >>> float(gaussian_kl_to_mixture_bound(one, one, one, one, torch.zeros(1)))
+    0.0
+    """
+    inv_var = comp_var.reciprocal()  # (C, K)
+    quad = (mean * mean + std * std) @ inv_var.T - 2.0 * mean @ (comp_mean * inv_var).T
+    const = (comp_mean * comp_mean * inv_var + torch.log(comp_var)).sum(-1)  # (C,)
+    kl = 0.5 * (quad + const) - torch.log(std).sum(-1, keepdim=True) - 0.5 * mean.shape[-1]
+    return (kl - comp_log_weight).min(dim=-1).values
+
 
 class ZeroEntropyNoise(nn.Module):
     """Add ``eps ~ N(0, I / (2 pi e))`` (differential entropy 0 per dimension).
@@ -41,10 +146,17 @@ class VIBNetwork(nn.Module):
     a reparametrized sample. ``stochastic=False`` (Kirsch et al.): Z is a
     deterministic map of the encoder output plus zero-entropy noise.
 
-    ``forward`` (training) returns ``(mean, std, z, logits)`` with one sample
-    of Z per row. ``log_proba`` averages the decoder softmax over the
-    ``n_samples`` noise vectors of the buffer ``pred_noise``, shared by every
-    row, so predictions do not depend on a row's position or batch.
+    ``forward`` (training) returns ``(z, logits, rate)`` with one sample of Z
+    per row; ``rate`` is the batch mean of ``KL(p(z|x) || N(0, I))`` for the
+    stochastic encoder and None otherwise. ``log_proba`` averages the decoder
+    softmax over the ``n_samples`` noise vectors of the buffer ``pred_noise``,
+    shared by every row, so predictions do not depend on a row's position or
+    batch.
+
+    The buffers ``marginal_mean``, ``marginal_var`` (C, K) and
+    ``marginal_log_weight`` (C,) hold a Gaussian mixture fitted to the
+    aggregate posterior of the training data (see
+    :meth:`set_marginal`); :meth:`marginal_rate` uses it.
 
     Parameters
     ----------
@@ -84,19 +196,27 @@ class VIBNetwork(nn.Module):
         self.decoder = nn.Linear(latent_dim, n_classes)
         self.noise = ZeroEntropyNoise()
         self.register_buffer("pred_noise", torch.randn(n_samples, latent_dim))
+        # the marginal r(z) until set_marginal is called: N(0, I) in every class
+        self.register_buffer("marginal_mean", torch.zeros(n_classes, latent_dim))
+        self.register_buffer("marginal_var", torch.ones(n_classes, latent_dim))
+        self.register_buffer("marginal_log_weight", torch.full((n_classes,), -math.log(n_classes)))
 
     def distribution(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and standard deviation of ``p(z|x)`` (std is the noise std if deterministic)."""
         h = self.to_latent(self.encoder(x))
         if self.stochastic:
             mean, rho = h.chunk(2, dim=-1)
-            return mean, F.softplus(rho - 5.0)
+            return mean, F.softplus(rho - STD_SHIFT)
         return h, torch.full_like(h, math.sqrt(ZERO_ENTROPY_VAR))
 
     def forward(self, x: torch.Tensor):
-        mean, std = self.distribution(x)
-        z = mean + std * torch.randn_like(mean)
-        return mean, std, z, self.decoder(z)
+        h = self.to_latent(self.encoder(x))
+        if self.stochastic:
+            eps = torch.randn(h.shape[0], h.shape[1] // 2, dtype=h.dtype, device=h.device)
+            z, rate = sample_with_rate(h, eps)
+            return z, self.decoder(z), rate
+        z = self.noise(h)
+        return z, self.decoder(z), None
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.distribution(x)[0]
@@ -106,3 +226,17 @@ class VIBNetwork(nn.Module):
         z = mean.unsqueeze(0) + std.unsqueeze(0) * self.pred_noise.unsqueeze(1)  # (S, B, K)
         log_p = F.log_softmax(self.decoder(z), dim=-1)
         return torch.logsumexp(log_p, dim=0) - math.log(z.shape[0])
+
+    def set_marginal(self, mean: torch.Tensor, var: torch.Tensor, log_weight: torch.Tensor) -> None:
+        """Store the mixture ``r(z) = sum_c w_c N(mean_c, diag var_c)``, ``log w = log_weight``."""
+        with torch.no_grad():
+            self.marginal_mean.copy_(mean)
+            self.marginal_var.copy_(var)
+            self.marginal_log_weight.copy_(log_weight)
+
+    def marginal_rate(self, x: torch.Tensor) -> torch.Tensor:
+        """Upper bound on ``KL(p(z|x) || r(z))`` per row for the stored mixture ``r``."""
+        mean, std = self.distribution(x)
+        return gaussian_kl_to_mixture_bound(
+            mean, std, self.marginal_mean, self.marginal_var, self.marginal_log_weight
+        )

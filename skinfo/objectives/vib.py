@@ -55,19 +55,21 @@ def cond_logvar_regularizer(
 class VIBLoss(nn.Module):
     """``CE(y, decoder(z)) + beta * R`` with one sample of Z per row.
 
-    ``R`` is the rate ``mean KL(p(z|x) || N(0, I))`` (``'kl'``) or a
-    surrogate regularizer on the noisy Z (``'l2'``, ``'logvar'``,
-    ``'cond_logvar'``). Components: ``ce``, ``rate`` (for ``'kl'``) or ``reg``,
-    and with ``track_information`` ``izx``: an upper bound on I(X;Z) in nats
-    (the rate for ``'kl'``; ``sum_i 0.5 log(2 pi e Var[Z_i])`` = the Gaussian
-    bound on H[Z] = I(X;Z) for the deterministic encoders with zero-entropy noise).
+    The input is the network output ``(z, logits, rate)`` of
+    :class:`skinfo.nn.vib.VIBNetwork`. ``R`` is the batch mean of the rate
+    ``KL(p(z|x) || N(0, I))`` (``'kl'``, computed by the network) or a surrogate
+    regularizer on the noisy Z (``'l2'``, ``'logvar'``, ``'cond_logvar'``).
+    Components: ``ce``, ``rate`` (for ``'kl'``) or ``reg``, and with
+    ``track_information`` ``izx``: an upper bound on I(X;Z) in nats (the rate
+    for ``'kl'``; ``sum_i 0.5 log(2 pi e Var[Z_i])`` = the Gaussian bound on
+    H[Z] = I(X;Z) for the deterministic encoders with zero-entropy noise).
 
     Examples
     --------
     >>> import torch
     >>> loss = VIBLoss("kl", beta=1.0, n_classes=2)
-    >>> out = (torch.zeros(2, 3), torch.ones(2, 3), torch.zeros(2, 3), torch.zeros(2, 2))
-    >>> round(float(loss(out, torch.tensor([0, 1]))["loss"]), 4)  # log 2 + KL 0
+    >>> out = (torch.zeros(2, 3), torch.zeros(2, 2), torch.tensor(0.0))  # z, logits, rate
+    >>> round(float(loss(out, torch.tensor([0, 1]))["loss"]), 4)  # log 2 + rate 0
     0.6931
     """
 
@@ -83,14 +85,16 @@ class VIBLoss(nn.Module):
         self.track_information = track_information
 
     def forward(self, output, y, X=None, module=None) -> dict[str, torch.Tensor]:
-        mean, std, z, logits = output
+        z, logits, rate = output
         ce = F.cross_entropy(logits, y)
         terms: dict[str, torch.Tensor] = {"ce": ce.detach()}
         if self.regularizer == "kl":
-            reg = gaussian_kl_standard(mean, std).mean()
+            if rate is None:
+                raise ValueError("regularizer='kl' needs the rate (a stochastic encoder).")
+            reg = rate
             terms["rate"] = reg.detach()
             if self.track_information:
-                terms["izx"] = reg.detach()
+                terms["izx"] = terms["rate"]
         else:
             if self.regularizer == "l2":
                 reg = l2_regularizer(z)
@@ -101,5 +105,5 @@ class VIBLoss(nn.Module):
             terms["reg"] = reg.detach()
             if self.track_information:
                 terms["izx"] = logvar_regularizer(z.detach())
-        terms["loss"] = ce + self.beta * reg
+        terms["loss"] = torch.add(ce, reg, alpha=self.beta)
         return terms
