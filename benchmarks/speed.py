@@ -1,8 +1,9 @@
 """Fit and predict time of the estimators against a hand-written PyTorch loop.
 
 The hand-written loop trains the same module with the same objective, data,
-batch size, optimizer and number of epochs, with nothing else: no history, no
-callbacks, no validation. The ratio ``estimator / loop`` is the overhead of
+batch size, optimizer (Adam with the estimator's per-group learning rates and
+the same update kernel) and number of epochs, with nothing else: no history,
+no callbacks, no validation. The ratio ``estimator / loop`` is the overhead of
 the sklearn/skorch layer. Every timing is a median over interleaved repeats in
 one process.
 
@@ -12,15 +13,25 @@ Run: ``python -m benchmarks.speed [--quick]``.
 from __future__ import annotations
 
 import argparse
+from fnmatch import fnmatch
 
 import numpy as np
 import torch
 from sklearn.datasets import load_digits
 
 from skinfo import OVAClassifier
-from skinfo._base import torch_seed
+from skinfo._base import torch_seed, update_kernel_options
 
 from ._common import interleaved_medians, machine, markdown_table, write_results
+
+
+def _param_groups(module: torch.nn.Module, patterns: list) -> list[dict]:
+    """torch parameter groups from skorch-style ``[(pattern, options), ...]``; first match wins."""
+    groups: list[dict] = [{"params": []}] + [{"params": [], **opts} for _, opts in patterns]
+    for name, param in module.named_parameters():
+        index = next((i + 1 for i, (pat, _) in enumerate(patterns) if fnmatch(name, pat)), 0)
+        groups[index]["params"].append(param)
+    return [group for group in groups if group["params"]]
 
 
 def hand_written_fit(est, X: np.ndarray, y: np.ndarray) -> torch.nn.Module:
@@ -30,7 +41,11 @@ def hand_written_fit(est, X: np.ndarray, y: np.ndarray) -> torch.nn.Module:
     with torch_seed(0, "cpu"):
         module = est._build_module(X, y_enc)
         criterion = est._build_criterion(X, y_enc)
-        optimizer = torch.optim.Adam(module.parameters(), lr=est.lr)
+        optimizer = torch.optim.Adam(
+            _param_groups(module, est._param_groups()),
+            lr=est.lr,
+            **update_kernel_options(torch.optim.Adam, "cpu"),
+        )
         X_t, y_t = torch.from_numpy(X), torch.from_numpy(y_enc)
         generator = torch.Generator().manual_seed(0)
         module.train()

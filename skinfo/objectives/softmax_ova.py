@@ -12,7 +12,17 @@ from ..nn.heads import ova_log_complement, ova_log_proba
 class SoftmaxCrossEntropy(nn.Module):
     """Mean softmax cross-entropy ``-log_softmax(logits)[y]`` (the SoftmaxCE baseline).
 
-    Components: ``ce``.
+    With ``label_smoothing = s > 0`` the target of each sample is
+    ``(1 - s) onehot(y) + s / K`` (torch's ``cross_entropy(label_smoothing=s)``),
+    so the loss is ``(1 - s) (-log p_y) + s mean_k (-log p_k)``.
+
+    Components: ``ce`` (the loss above) and, with ``label_smoothing > 0``,
+    ``nll`` (the unsmoothed ``-log p_y``).
+
+    Parameters
+    ----------
+    label_smoothing : float in [0, 1), default=0.0
+        Weight ``s`` of the uniform distribution in the targets.
 
     Examples
     --------
@@ -22,9 +32,17 @@ class SoftmaxCrossEntropy(nn.Module):
     0.6931
     """
 
+    def __init__(self, label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        self.label_smoothing = float(label_smoothing)
+
     def forward(self, logits, y, X=None, module=None) -> dict[str, torch.Tensor]:
-        ce = F.cross_entropy(logits, y)
-        return {"loss": ce, "ce": ce.detach()}
+        s = self.label_smoothing
+        ce = F.cross_entropy(logits, y, label_smoothing=s)
+        terms = {"loss": ce, "ce": ce.detach()}
+        if s > 0:
+            terms["nll"] = F.cross_entropy(logits.detach(), y)
+        return terms
 
 
 class OneVsAllLoss(nn.Module):
