@@ -48,7 +48,8 @@ class ApproxMassFlowDetector(OutlierMixin, NeuralEstimator):
         five OOD variants and held-out classes rose with alpha up to 2 and
         stayed flat at 5 (80 epochs: 0.944 at alpha=0, 0.973 at 1, 0.975 at
         2 and 5), with alpha=0.1 close to plain maximum likelihood (tables in
-        the approximate-mass page of the documentation).
+        the approximate-mass page of the documentation, produced by
+        ``python -m benchmarks.approx_mass --alpha-grid ...``).
     noise : float, default=0.05
         Dequantization: standard deviation of the Gaussian noise added to every
         training batch, in the units of X (e.g. after ``StandardScaler``).

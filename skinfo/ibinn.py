@@ -92,8 +92,10 @@ class IBINNClassifier(NeuralClassifier):
     means_lr_factor : float, default=10.0
         Learning rate of the means relative to ``lr``.
     clip_grad_norm : float or None, default=8.0
-        Clip the gradient norm of all parameters to this value at every step
-        (as the authors' code does); ``None`` disables clipping.
+        Clip the gradient norm of all parameters to this value at every step;
+        ``None`` disables clipping. On digits, ``lr=1e-2`` for 50 epochs
+        without clipping sometimes degraded (accuracy 0.961 +- 0.018 over 3
+        seeds, 0.973 +- 0.007 with clipping at 8; see the docs page).
     ood_score : {'typicality', 'log_likelihood'}, default='typicality'
         :meth:`score_samples`: ``-|log q(x) - mean_train log q(x)|`` (the
         single-input typicality test) or ``log q(x)``.

@@ -76,8 +76,9 @@ class MASSClassifier(NeuralClassifier):
         ``z`` freely: ``q`` then does not fit ``f(X)``, the cross-entropy
         pushes the training representations into its tails, and the density
         scores of :meth:`score_samples` rank out-of-distribution inputs
-        *above* the training data (see the docs page). The paper's public
-        code also trains ``q`` with its own optimizer settings.
+        *above* the training data. Measured on digits (see the docs page):
+        with ``head_lr = 30 * lr`` the density scores rank OOD inputs below
+        the training data and accuracy is unchanged.
     encoder, hidden_layer_sizes, activation, input_shape, max_epochs, batch_size, lr, \
 optimizer, weight_decay, validation_fraction, early_stopping, n_iter_no_change, device, \
 random_state, verbose, callbacks, warm_start, on_nan, accelerator

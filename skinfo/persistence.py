@@ -11,7 +11,11 @@ The file holds the estimator's constructor parameters and its fitted
 attributes (as tagged JSON), the state dicts of the torch module and of the
 objective, the skinfo version and a format number. Loading rebuilds the
 module with the estimator's own ``_build_module`` and loads the weights into
-it: modules must keep every data-dependent quantity in parameters or buffers.
+it: modules must keep every data-dependent quantity in parameters or buffers
+whose shapes follow from the constructor parameters, the number of features
+and the classes. Weights that do not fit the rebuilt module (a tampered file,
+or a parameter passed to :func:`load` that changes the model) raise a
+ValueError.
 """
 
 from __future__ import annotations
@@ -94,22 +98,22 @@ def _decode(value: Any) -> Any:
     raise ValueError(f"Unknown entry in file: {sorted(value)}")
 
 
-def _resize_buffers(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Give buffers the shape they have in ``state``.
-
-    Buffers may hold statistics fitted after training (e.g. a mixture fitted to
-    the representation), whose shape the module rebuilt from placeholder data
-    cannot know; parameters keep the shape that the constructor gives them.
-    """
-    for name, tensor in state.items():
-        owner, _, attr = name.rpartition(".")
-        try:
-            sub = module.get_submodule(owner)
-        except AttributeError:
-            continue  # load_state_dict reports unexpected keys
-        buffer = sub._buffers.get(attr)
-        if buffer is not None and buffer.shape != tensor.shape:
-            sub._buffers[attr] = torch.empty(tensor.shape, dtype=buffer.dtype, device=buffer.device)
+def _load_weights(target: torch.nn.Module, state: dict, what: str, path, params: dict) -> None:
+    """``target.load_state_dict(state)``, with a clear ValueError when they do not fit."""
+    try:
+        target.load_state_dict(state)
+    except RuntimeError as error:
+        details = "; ".join(
+            line.strip().rstrip(".") for line in str(error).splitlines()[1:] if line.strip()
+        )
+        message = f"The weights stored in {path} do not fit the {what} rebuilt here ({details})."
+        if params:
+            names = ", ".join(f"{k}={v!r}" for k, v in params.items())
+            message += (
+                f" The parameters passed to load ({names}) change the fitted model; load "
+                "without them, or refit the estimator to change them."
+            )
+        raise ValueError(message) from None
 
 
 def save(estimator, path: str | os.PathLike) -> None:
@@ -180,7 +184,14 @@ def load(path: str | os.PathLike, *, device: str | None = None, **params: Any):
         trained on GPU loads on a machine without CUDA).
     **params
         Constructor parameters to set instead of the stored ones, e.g. an
-        ``encoder`` factory that the safe format could not store.
+        ``encoder`` factory that the safe format could not store, or a
+        prediction option such as ``ood_score``. They must describe the fitted
+        model: the module is rebuilt with them and the stored weights are
+        loaded into it, so a parameter that changes the shape of stored
+        weights or buffers (``hidden_layer_sizes``, ``latent_dim``, the
+        number of prediction samples ``n_samples`` of
+        :class:`~skinfo.VIBClassifier`, ...) raises a ValueError; refit to
+        change it.
 
     Returns
     -------
@@ -238,9 +249,8 @@ def load(path: str | os.PathLike, *, device: str | None = None, **params: Any):
         module = estimator._build_module(X, y)
         net = estimator._make_net(module, estimator._build_criterion(X, y), None)
         net.initialize()
-    for target, state in ((net.module_, payload["module"]), (net.criterion_, payload["criterion"])):
-        _resize_buffers(target, state)
-        target.load_state_dict(state)
+    _load_weights(net.module_, payload["module"], "network", path, params)
+    _load_weights(net.criterion_, payload["criterion"], "objective", path, params)
     device_ = estimator.device_
     for attr, value in fitted.items():  # building the module may have set some from dummy data
         setattr(estimator, attr, value)

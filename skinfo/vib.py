@@ -11,8 +11,8 @@ from skorch.callbacks import Callback
 from torch import nn
 
 from ._base import NeuralClassifier
-from .nn.vib import VIBNetwork
-from .objectives.vib import VIBLoss, gaussian_kl_standard
+from .nn.vib import VIBNetwork, gaussian_kl_standard
+from .objectives.vib import VIBLoss
 
 _REGULARIZERS = ("kl", "l2", "logvar", "cond_logvar")
 _OOD_SCORES = ("neg_rate", "neg_marginal_rate", "max_proba", "neg_entropy")

@@ -125,6 +125,31 @@ def test_loss_is_nll_plus_alpha_mass_and_differentiable():
     torch.testing.assert_close(t2["mass"], mass)
 
 
+def test_validation_loss_builds_no_second_order_graph(monkeypatch):
+    # skorch evaluates the validation loss under no_grad: same values, no double-backward graph
+    import skinfo.objectives.approx_mass as objective
+
+    flags = []
+
+    def spy(flow, x, *, create_graph=False):
+        flags.append(create_graph)
+        return approximate_mass(flow, x, create_graph=create_graph)
+
+    monkeypatch.setattr(objective, "approximate_mass", spy)
+    flow = _flow((4,))
+    module = FlowTrainingModule(flow).eval()
+    x = torch.randn(9, 4, dtype=torch.float64)
+    loss_fn = ApproxMassLoss(alpha=2.0)
+    with torch.no_grad():
+        valid = loss_fn(x, None, X=x, module=module)
+    train = loss_fn(x, None, X=x, module=module)
+    assert flags == [False, True]
+    assert valid["loss"].grad_fn is None and not valid["loss"].requires_grad
+    assert train["loss"].requires_grad
+    torch.testing.assert_close(valid["loss"], train["loss"].detach())
+    torch.testing.assert_close(valid["mass"], train["mass"])
+
+
 def test_double_backprop_gradient_matches_finite_differences():
     # d loss / d theta through the input gradient (the second backward pass),
     # checked against finite differences of the loss itself

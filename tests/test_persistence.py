@@ -10,7 +10,7 @@ from estimator_zoo import fast_classifiers, fast_detectors
 from sklearn.datasets import make_blobs
 
 import skinfo
-from skinfo import OVAClassifier, SoftmaxClassifier
+from skinfo import OVAClassifier, SoftmaxClassifier, VIBClassifier
 from skinfo.nn.encoders import SmallCNN
 from skinfo.persistence import InconsistentVersionWarning
 
@@ -108,6 +108,28 @@ def test_foreign_and_other_version_files(data, tmp_path):
         skinfo.load(path)
     torch.save({"some": torch.zeros(2)}, path)
     with pytest.raises(ValueError, match="not a skinfo estimator file"):
+        skinfo.load(path)
+
+
+def test_overrides_that_change_the_fitted_model_are_refused(data, tmp_path):
+    X, y = data
+    vib = VIBClassifier(latent_dim=4, n_samples=12, **FAST).fit(X, y)
+    path = tmp_path / "vib.skinfo"
+    vib.save(path)
+    # the 12 stored prediction draws cannot serve n_samples=40: refused, not kept silently
+    with pytest.raises(ValueError, match=r"n_samples=40\) change the fitted model"):
+        skinfo.load(path, n_samples=40)
+    with pytest.raises(ValueError, match="size mismatch.*hidden_layer_sizes"):
+        skinfo.load(path, hidden_layer_sizes=(8,))
+    # an override that leaves the weights alone is honoured
+    again = skinfo.load(path, ood_score="max_proba")
+    assert again.ood_score == "max_proba"
+    np.testing.assert_allclose(again.score_samples(X), vib.predict_proba(X).max(1), rtol=1e-12)
+    # a file whose weights do not fit its own parameters
+    payload = torch.load(path, weights_only=True)
+    payload["module"]["pred_noise"] = torch.zeros(3, 4)
+    torch.save(payload, path)
+    with pytest.raises(ValueError, match="do not fit the network rebuilt here"):
         skinfo.load(path)
 
 

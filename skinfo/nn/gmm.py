@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .first_order import first_order_only
 from .jacobian import batched_jacobian, log_volume, mlp_forward, mlp_jacobian, mlp_layers
 
 
@@ -80,7 +81,10 @@ class SquaredMahalanobis(torch.autograd.Function):
     sums ``g^T [z z^T, z]``), ``dA_c = A_c (dP_c + dP_c^T)`` and
     ``dmu_c = -2 P_c sum_b g_bc (z_b - mu_c)``. Distances are clamped at 0
     against rounding; the gradient is that of the exact quadratic form.
-    Differentiable once (first-order gradients, which is what training needs).
+    Differentiable once (first-order gradients, which is what training needs):
+    the backward is guarded by :func:`skinfo.nn.first_order.first_order_only`,
+    so asking for a second derivative (``create_graph=True``) raises a clear
+    error instead of silently dropping terms.
 
     Examples
     --------
@@ -99,6 +103,7 @@ class SquaredMahalanobis(torch.autograd.Function):
         return maha.to(z.dtype)
 
     @staticmethod
+    @first_order_only
     def backward(ctx, grad: torch.Tensor):
         grads = _mahalanobis_backward(grad.double(), *ctx.saved_tensors)
         return tuple(g.to(t) for g, t in zip(grads, ctx.dtypes, strict=True))

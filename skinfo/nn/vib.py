@@ -8,11 +8,38 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .first_order import first_order_only
+
 #: Variance of zero-entropy Gaussian noise: ``0.5 * log(2 pi e var) == 0``.
 ZERO_ENTROPY_VAR = 1.0 / (2.0 * math.pi * math.e)
 
 #: Shift of the standard-deviation parametrization ``std = softplus(rho - 5)`` (Alemi et al.).
 STD_SHIFT = 5.0
+
+
+def gaussian_kl_standard(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """Per-row ``KL(N(mean, diag std^2) || N(0, I))`` in nats (closed form).
+
+    ``0.5 * sum_i (mean_i^2 + std_i^2 - 2 log std_i - 1)``: the one place this
+    formula lives; the rate of :func:`sample_with_rate` and the mixture bound
+    :func:`gaussian_kl_to_mixture_bound` are built from it.
+
+    Parameters
+    ----------
+    mean, std : Tensor of shape (B, K)
+
+    Returns
+    -------
+    Tensor of shape (B,)
+
+    Examples
+    --------
+    >>> import torch
+    >>> gaussian_kl_standard(torch.zeros(2, 3), torch.ones(2, 3)).tolist()
+    [0.0, 0.0]
+    """
+    u = torch.addcmul(mean * mean, std, std).sub_(torch.log(std), alpha=2.0)
+    return 0.5 * (u.sum(-1) - mean.shape[-1])
 
 
 class _SampleWithRate(torch.autograd.Function):
@@ -21,6 +48,9 @@ class _SampleWithRate(torch.autograd.Function):
     One autograd node with a hand-written backward instead of about fifteen
     elementwise nodes: the same values and gradients (checked against plain
     autograd by ``gradcheck`` in the tests), fewer per-operation overheads.
+    Differentiable once: the backward builds no graph, and
+    :func:`skinfo.nn.first_order.first_order_only` makes a request for a
+    second derivative (``create_graph=True``) raise a clear error.
     """
 
     @staticmethod
@@ -29,13 +59,12 @@ class _SampleWithRate(torch.autograd.Function):
         t = rho - STD_SHIFT
         std = F.softplus(t)
         z = torch.addcmul(mean, std, eps)
-        # sum_i (mean_i^2 + std_i^2 - 2 log std_i), then the batch mean of 0.5 * (. - K)
-        u = torch.addcmul(mean * mean, std, std).sub_(torch.log(std), alpha=2.0)
-        rate = u.sum() * (0.5 / mean.shape[0]) - 0.5 * mean.shape[1]
+        rate = gaussian_kl_standard(mean, std).mean()
         ctx.save_for_backward(mean, t, std, eps)
         return z, rate
 
     @staticmethod
+    @first_order_only
     def backward(ctx, grad_z: torch.Tensor, grad_rate: torch.Tensor):
         mean, t, std, eps = ctx.saved_tensors
         g = grad_rate / mean.shape[0]
@@ -110,18 +139,26 @@ def gaussian_kl_to_mixture_bound(
     >>> float(gaussian_kl_to_mixture_bound(one, one, one, one, torch.zeros(1)))
     0.0
     """
+    # KL(q || N(m_c, v_c)) = KL(q || N(0, I)) + E_q[log N(z; 0, I) - log N(z; m_c, v_c)],
+    # the expectation 0.5 sum_i [(mean^2 + std^2)(1/v_c - 1) - 2 mean m_c / v_c
+    # + m_c^2 / v_c + log v_c]: two (B, K) x (K, C) products.
     inv_var = comp_var.reciprocal()  # (C, K)
-    quad = (mean * mean + std * std) @ inv_var.T - 2.0 * mean @ (comp_mean * inv_var).T
+    second_moment = torch.addcmul(mean * mean, std, std)  # (B, K)
+    quad = second_moment @ (inv_var - 1.0).T - 2.0 * mean @ (comp_mean * inv_var).T
     const = (comp_mean * comp_mean * inv_var + torch.log(comp_var)).sum(-1)  # (C,)
-    kl = 0.5 * (quad + const) - torch.log(std).sum(-1, keepdim=True) - 0.5 * mean.shape[-1]
+    kl = gaussian_kl_standard(mean, std).unsqueeze(-1) + 0.5 * (quad + const)
     return (kl - comp_log_weight).min(dim=-1).values
 
 
 class ZeroEntropyNoise(nn.Module):
     """Add ``eps ~ N(0, I / (2 pi e))`` (differential entropy 0 per dimension).
 
-    Active in training mode only; in evaluation mode the input is returned
-    unchanged (the estimator draws its own shared prediction noise).
+    Added in training and in evaluation mode alike: it is part of the
+    training objective (Kirsch et al. add it to Z before the regularizer and
+    the decoder), so the validation loss of a skorch net (evaluation mode) has
+    the same distribution as the training loss. Prediction does not use this
+    module: :meth:`VIBNetwork.log_proba` draws Z with the fixed noise buffer
+    ``pred_noise`` instead, so predictions stay deterministic.
 
     Examples
     --------
@@ -133,8 +170,6 @@ class ZeroEntropyNoise(nn.Module):
     variance = ZERO_ENTROPY_VAR
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        if not self.training:
-            return z
         return z + torch.randn_like(z) * math.sqrt(self.variance)
 
 
@@ -146,8 +181,9 @@ class VIBNetwork(nn.Module):
     a reparametrized sample. ``stochastic=False`` (Kirsch et al.): Z is a
     deterministic map of the encoder output plus zero-entropy noise.
 
-    ``forward`` (training) returns ``(z, logits, rate)`` with one sample of Z
-    per row; ``rate`` is the batch mean of ``KL(p(z|x) || N(0, I))`` for the
+    ``forward`` (the objective's path, in training and validation) returns
+    ``(z, logits, rate)`` with one fresh sample of Z per row, in either module
+    mode; ``rate`` is the batch mean of ``KL(p(z|x) || N(0, I))`` for the
     stochastic encoder and None otherwise. ``log_proba`` averages the decoder
     softmax over the ``n_samples`` noise vectors of the buffer ``pred_noise``,
     shared by every row, so predictions do not depend on a row's position or

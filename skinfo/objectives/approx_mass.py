@@ -58,11 +58,16 @@ class ApproxMassLoss(nn.Module):
         if self.alpha == 0:
             nll = -flow.log_prob(x).mean()
             return {"loss": nll, "nll": nll.detach()}
-        with torch.enable_grad():  # validation runs under no_grad
+        # Validation runs under no_grad: the input gradient still needs a graph of log p,
+        # but no second-order graph, and the loss is returned without a graph.
+        training = torch.is_grad_enabled()
+        with torch.enable_grad():
             log_p, mass = approximate_mass(
-                flow, x.detach().requires_grad_(True), create_graph=torch.is_grad_enabled()
+                flow, x.detach().requires_grad_(True), create_graph=training
             )
-            nll = -log_p.mean()
-            mean_mass = mass.mean()
-            loss = nll + self.alpha * mean_mass
+        nll = -log_p.mean()
+        mean_mass = mass.mean()
+        loss = nll + self.alpha * mean_mass
+        if not training:
+            loss = loss.detach()
         return {"loss": loss, "nll": nll.detach(), "mass": mean_mass.detach()}

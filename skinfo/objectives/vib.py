@@ -12,12 +12,6 @@ _LOG_2PIE = math.log(2.0 * math.pi * math.e)
 _REGULARIZERS = ("kl", "l2", "logvar", "cond_logvar")
 
 
-def gaussian_kl_standard(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """Per-row ``KL(N(mean, diag std^2) || N(0, I))`` in closed form (nats)."""
-    var = std.pow(2)
-    return 0.5 * (var + mean.pow(2) - 1.0 - torch.log(var)).sum(-1)
-
-
 def l2_regularizer(z: torch.Tensor) -> torch.Tensor:
     """Batch estimate of ``E ||Z||^2``."""
     return z.pow(2).sum(-1).mean()

@@ -1,0 +1,57 @@
+"""A guard for hand-written backward passes that are differentiable once."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import torch
+from torch.autograd.function import once_differentiable
+
+
+def first_order_only(backward: Callable) -> Callable:
+    """Mark an ``autograd.Function.backward`` as differentiable once, and enforce it.
+
+    Applies :func:`torch.autograd.function.once_differentiable` (the backward
+    runs without building a graph) and, in addition, raises a clear
+    ``RuntimeError`` when the backward is asked for a graph
+    (``create_graph=True``). ``once_differentiable`` alone errors only when the
+    incoming gradient itself requires grad; with a constant incoming gradient
+    the result would silently lack every second-order term that flows through
+    the saved tensors.
+
+    Examples
+    --------
+    >>> import torch
+    >>> class Square(torch.autograd.Function):
+    ...     @staticmethod
+    ...     def forward(ctx, x):
+    ...         ctx.save_for_backward(x)
+    ...         return x * x
+    ...     @staticmethod
+    ...     @first_order_only
+    ...     def backward(ctx, grad):
+    ...         (x,) = ctx.saved_tensors
+    ...         return 2 * x * grad
+    >>> x = torch.tensor(3.0, requires_grad=True)
+    >>> torch.autograd.grad(Square.apply(x), x)
+    (tensor(6.),)
+    >>> try:
+    ...     torch.autograd.grad(Square.apply(x), x, create_graph=True)
+    ... except RuntimeError as error:
+    ...     print(str(error).split(":")[0])
+    SquareBackward is differentiable once
+    """
+    inner = once_differentiable(backward)
+
+    @functools.wraps(backward)
+    def wrapper(ctx, *grads):
+        if torch.is_grad_enabled():
+            raise RuntimeError(
+                f"{type(ctx).__name__} is differentiable once: its hand-written backward "
+                "builds no graph, so second derivatives through it (create_graph=True) "
+                "are not available."
+            )
+        return inner(ctx, *grads)
+
+    return wrapper
