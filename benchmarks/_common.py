@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 import time
@@ -15,11 +16,22 @@ import torch
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine() -> str:
     """A one-line description of the machine and library versions."""
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return (
-        f"{platform.machine()} {torch.get_num_threads()} torch threads, "
-        f"python {platform.python_version()}, torch {torch.__version__}"
+        f"{_cpu_model()} ({os.cpu_count()} cores, {gpu}), {torch.get_num_threads()} torch "
+        f"threads, python {platform.python_version()}, torch {torch.__version__}"
     )
 
 
@@ -49,7 +61,7 @@ def write_results(name: str, markdown: str, data: dict) -> Path:
     """Write ``results/<name>.md`` and ``results/<name>.json``; return the markdown path."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    header = f"<!-- {stamp}; {machine()} -->\n"
+    header = f"*Measured {stamp} on {machine()}.*\n\n"
     (RESULTS / f"{name}.md").write_text(header + markdown + "\n")
     payload = {"date": stamp, "machine": machine(), **data}
     (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2, default=float))

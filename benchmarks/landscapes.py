@@ -24,7 +24,7 @@ from skinfo import (
     VIBClassifier,
 )
 from skinfo.datasets import make_ova_toy
-from skinfo.plotting import confidence_landscape
+from skinfo.plotting import confidence_landscapes
 
 from ._common import RESULTS
 
@@ -54,19 +54,11 @@ def main(argv: list[str] | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readme", action="store_true", help="also update the README picture")
     args = parser.parse_args(argv)
     X, y = make_ova_toy(200, random_state=0)
-    panels = models()
-    fig, axes = plt.subplots(2, 3, figsize=(12, 7.6))
-    for ax, (name, (est, confidence)) in zip(axes.ravel(), panels.items()):
-        est.fit(X, y)
-        confidence_landscape(est, X, y, radius=60, resolution=120, confidence=confidence, ax=ax)
-        ax.set_title(f"{name} (train acc {est.score(X, y):.2f})", fontsize=10)
-    fig.tight_layout()
+    fig = confidence_landscapes(models(), X, y, ncols=3, radius=60, resolution=120)
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / "confidence_landscapes.png"
     fig.savefig(path, dpi=90)

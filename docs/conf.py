@@ -26,7 +26,8 @@ extensions = [
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 myst_enable_extensions = ["dollarmath"]
 myst_heading_anchors = 3
-exclude_patterns = ["_build", "examples/*.md", "auto_examples/*.ipynb"]
+# results/*.md are included by benchmarks.md and the method pages, not pages of their own
+exclude_patterns = ["_build", "examples/*.md", "auto_examples/*.ipynb", "results/*.md"]
 autosummary_generate = True
 # document skinfo's own methods (also those inherited from skinfo's bases), not
 # sklearn's mixin methods, whose docstrings point into sklearn's own site

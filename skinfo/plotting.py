@@ -2,7 +2,8 @@
 
 matplotlib is an optional dependency (``pip install skinfo[plot]``); it is
 imported when a function is called. Every function draws on ``ax`` (a new
-figure when None) and returns that Axes; the numbers come from
+figure when None) and returns that Axes (:func:`confidence_landscapes`
+returns a Figure); the numbers come from
 :mod:`skinfo.metrics`.
 
 * :func:`reliability_diagram` -- accuracy per confidence bin vs the diagonal.
@@ -11,8 +12,11 @@ figure when None) and returns that Axes; the numbers come from
   (Padhy et al. 2020, Figure 4).
 * :func:`confidence_landscape` -- confidence over a 2-D input plane
   (Padhy et al. 2020, Figure 1).
+* :func:`confidence_landscapes` -- those landscapes for several classifiers
+  side by side (one figure).
 * :func:`information_plane` -- a trajectory of two logged quantities over
   the epochs (e.g. rate vs. distortion).
+* :func:`latent_space` -- the learned representation, coloured by class.
 """
 
 from __future__ import annotations
@@ -31,7 +35,9 @@ from . import metrics
 __all__ = [
     "accuracy_vs_confidence",
     "confidence_landscape",
+    "confidence_landscapes",
     "information_plane",
+    "latent_space",
     "reliability_diagram",
     "roc_curves",
 ]
@@ -427,3 +433,173 @@ def information_plane(
     if label is not None:
         ax.legend(fontsize="small")
     return ax
+
+
+def latent_space(
+    estimator: Any,
+    X: ArrayLike,
+    y: ArrayLike,
+    *,
+    projection: str = "pca",
+    max_points: int | None = 2000,
+    random_state: int | np.random.RandomState | None = 0,
+    ax: Any = None,
+) -> Any:
+    """Scatter plot of the learned representation ``estimator.transform(X)``, by class.
+
+    Shows how a method arranges the classes in its latent space (e.g. the
+    Gaussian clusters of MASS or IB-INN, the compression of VIB). A
+    representation with more than two dimensions is projected to two.
+
+    Parameters
+    ----------
+    estimator : fitted estimator
+        Has ``transform(X)`` returning an array of shape (n_samples, d), d >= 2.
+    X : array-like of shape (n_samples, n_features)
+        Inputs to embed.
+    y : array-like of shape (n_samples,)
+        Their labels (colours and legend).
+    projection : {"pca", "first"}, default="pca"
+        ``"pca"``: the first two principal components of the representation
+        (:class:`sklearn.decomposition.PCA`); ``"first"``: its first two
+        coordinates. Both are the identity when d = 2.
+    max_points : int or None, default=2000
+        Draw at most this many points (a random subset; None draws all).
+        The projection is computed on all of them.
+    random_state : int, RandomState instance or None, default=0
+        Seeds that subset.
+    ax : matplotlib Axes, default=None
+        Where to draw; a new figure when None.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+        The Axes drawn on.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+    >>> from skinfo.plotting import latent_space
+    >>> X, y = load_iris(return_X_y=True)
+    >>> ax = latent_space(LinearDiscriminantAnalysis().fit(X, y), X, y)
+    >>> ax.get_xlabel()
+    'PC 1'
+    """
+    from sklearn.decomposition import PCA
+    from sklearn.utils import check_random_state
+
+    check_is_fitted(estimator)
+    if not hasattr(estimator, "transform"):
+        raise TypeError(f"{type(estimator).__name__} has no transform method.")
+    Z = check_array(estimator.transform(X), dtype=np.float64)
+    y = np.asarray(y)
+    if y.shape[0] != Z.shape[0]:
+        raise ValueError(f"X has {Z.shape[0]} samples but y has {y.shape[0]}.")
+    if Z.shape[1] < 2:
+        raise ValueError(f"latent_space needs at least 2 latent dimensions, got {Z.shape[1]}.")
+    if projection == "pca":
+        if Z.shape[1] > 2:
+            Z = PCA(n_components=2).fit_transform(Z)
+        names = ("PC 1", "PC 2")
+    elif projection == "first":
+        Z = Z[:, :2]
+        names = ("z1", "z2")
+    else:
+        raise ValueError(f"projection must be 'pca' or 'first', got {projection!r}.")
+    idx = np.arange(len(Z))
+    if max_points is not None and len(Z) > max_points:
+        idx = np.sort(check_random_state(random_state).choice(len(Z), max_points, replace=False))
+    ax = _axes(ax)
+    for k, label in enumerate(np.unique(y)):
+        keep = idx[y[idx] == label]
+        ax.scatter(Z[keep, 0], Z[keep, 1], s=6, color=f"C{k % 10}", label=str(label))
+    ax.set_xlabel(names[0])
+    ax.set_ylabel(names[1])
+    ax.legend(fontsize="small", markerscale=2, loc="best")
+    return ax
+
+
+def confidence_landscapes(
+    estimators: Mapping[str, Any],
+    X: ArrayLike,
+    y: ArrayLike,
+    *,
+    ncols: int = 3,
+    fit: bool = True,
+    radius: float | None = None,
+    resolution: int = 150,
+    panel_size: float = 4.0,
+) -> Any:
+    """Confidence landscapes of several classifiers side by side (one figure).
+
+    The comparison of Padhy et al. (2020, Figure 1) for any set of
+    classifiers: one :func:`confidence_landscape` panel per estimator, all on
+    the same grid, titled with its name and training accuracy.
+
+    Parameters
+    ----------
+    estimators : dict of str to estimator or (estimator, confidence)
+        The classifiers by panel title; a pair also gives the panel's
+        ``confidence`` (see :func:`confidence_landscape`; default
+        ``"max_proba"``).
+    X : array-like of shape (n_samples, 2)
+        Training data.
+    y : array-like of shape (n_samples,)
+        Labels.
+    ncols : int, default=3
+        Panels per row.
+    fit : bool, default=True
+        Fit each estimator on ``(X, y)`` first; False draws fitted ones.
+    radius : float, default=None
+        Half the side of the square grid (see :func:`confidence_landscape`).
+    resolution : int, default=150
+        Grid points per axis.
+    panel_size : float, default=4.0
+        Width of each panel in inches.
+
+    Returns
+    -------
+    fig : matplotlib Figure
+        The figure; ``fig.axes`` holds the panels (followed by their colour bars).
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from sklearn.datasets import make_blobs
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.neighbors import KNeighborsClassifier
+    >>> from skinfo.plotting import confidence_landscapes
+    >>> X, y = make_blobs(n_samples=60, centers=3, random_state=0)
+    >>> models = {"logistic": LogisticRegression(), "5-NN": KNeighborsClassifier()}
+    >>> fig = confidence_landscapes(models, X, y, resolution=20)
+    >>> [ax.get_title().split(" (")[0] for ax in fig.axes[:2]]
+    ['logistic', '5-NN']
+    """
+    if not isinstance(estimators, Mapping) or not estimators:
+        raise TypeError("estimators must be a non-empty dict mapping a title to an estimator.")
+    if int(ncols) < 1:
+        raise ValueError(f"ncols must be a positive int, got {ncols!r}.")
+    plt = _pyplot()
+    n = len(estimators)
+    ncols = min(int(ncols), n)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(panel_size * ncols, 0.85 * panel_size * nrows), squeeze=False
+    )
+    panels = axes.ravel()
+    for ax, (title, entry) in zip(panels, estimators.items()):
+        est, confidence = entry if isinstance(entry, tuple) else (entry, "max_proba")
+        if fit:
+            est.fit(X, y)
+        confidence_landscape(
+            est, X, y, radius=radius, resolution=resolution, confidence=confidence, ax=ax
+        )
+        ax.set_title(f"{title} (train acc {est.score(X, y):.2f})", fontsize="medium")
+    for ax in panels[n:]:
+        fig.delaxes(ax)
+    fig.tight_layout()
+    return fig

@@ -16,7 +16,9 @@ from skinfo import metrics, plotting  # noqa: E402
 from skinfo.plotting import (  # noqa: E402
     accuracy_vs_confidence,
     confidence_landscape,
+    confidence_landscapes,
     information_plane,
+    latent_space,
     reliability_diagram,
     roc_curves,
 )
@@ -179,3 +181,86 @@ def test_missing_matplotlib_message(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pytest.raises(ImportError, match=r"pip install skinfo\[plot\]"):
         plotting.reliability_diagram([0, 1], [[0.8, 0.2], [0.3, 0.7]])
+
+
+def test_latent_space_pca_matches_sklearn(tmp_path):
+    from sklearn.decomposition import PCA
+    from sklearn.random_projection import GaussianRandomProjection
+
+    X, y = make_blobs(n_samples=120, centers=3, n_features=6, random_state=0)
+    proj = GaussianRandomProjection(n_components=4, random_state=0).fit(X)
+    ax = latent_space(proj, X, y)
+    _saved_png(ax, tmp_path, "latent")
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("PC 1", "PC 2")
+    # one scatter per class, holding exactly the PCA coordinates of that class
+    expected = PCA(n_components=2).fit_transform(proj.transform(X))
+    assert len(ax.collections) == 3
+    for k, coll in enumerate(ax.collections):
+        np.testing.assert_allclose(coll.get_offsets(), expected[y == k])
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["0", "1", "2"]
+
+
+def test_latent_space_first_coordinates_and_subsampling():
+    from sklearn.preprocessing import FunctionTransformer
+
+    X, y = make_blobs(n_samples=300, centers=2, n_features=3, random_state=1)
+    ident = FunctionTransformer().fit(X)
+    ax = latent_space(ident, X, y, projection="first", max_points=50)
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("z1", "z2")
+    points = np.vstack([c.get_offsets() for c in ax.collections])
+    assert len(points) == 50
+    # every drawn point is a row of X's first two coordinates
+    rows = {tuple(r) for r in np.round(X[:, :2], 10)}
+    assert all(tuple(p) in rows for p in np.round(points, 10))
+    with pytest.raises(ValueError, match="at least 2"):
+        latent_space(FunctionTransformer(lambda Z: Z[:, :1]).fit(X), X, y)
+    with pytest.raises(ValueError, match="projection"):
+        latent_space(ident, X, y, projection="tsne")
+    with pytest.raises(ValueError, match="samples"):
+        latent_space(ident, X, y[:-1])
+
+
+def test_latent_space_of_a_skinfo_estimator(tmp_path):
+    from skinfo import SoftmaxClassifier
+
+    X, y = make_blobs(n_samples=90, centers=3, n_features=4, random_state=2)
+    clf = SoftmaxClassifier(hidden_layer_sizes=(8,), max_epochs=2, random_state=0).fit(X, y)
+    ax = latent_space(clf, X, y)
+    _saved_png(ax, tmp_path, "latent_skinfo")
+    n_drawn = sum(len(c.get_offsets()) for c in ax.collections)
+    assert n_drawn == len(X)
+
+
+def test_confidence_landscapes_side_by_side(tmp_path):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    X, y = make_blobs(n_samples=90, centers=3, random_state=0)
+    calls = []
+
+    def margin(est, grid):
+        calls.append(len(grid))
+        return est.predict_proba(grid).max(axis=1)
+
+    models = {
+        "logistic": LogisticRegression(),
+        "3-NN": (KNeighborsClassifier(3), margin),
+        "logistic again": LogisticRegression(C=0.01),
+        "5-NN": KNeighborsClassifier(5),
+    }
+    fig = confidence_landscapes(models, X, y, ncols=3, resolution=12)
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title().split(" (")[0] for ax in panels] == list(models)
+    acc = LogisticRegression().fit(X, y).score(X, y)
+    assert panels[0].get_title() == f"logistic (train acc {acc:.2f})"
+    assert calls == [144]
+    assert all(ax.get_xlabel() == "x1" and ax.get_ylabel() == "x2" for ax in panels)
+    # 2 rows x 3 columns, the unused sixth panel removed; 4 colour bars
+    assert len(fig.axes) == 4 + 4
+    path = tmp_path / "landscapes.png"
+    fig.savefig(path, dpi=40)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 1000
+    with pytest.raises(TypeError, match="non-empty dict"):
+        confidence_landscapes({}, X, y)
+    fitted = {"fitted": LogisticRegression().fit(X, y)}
+    fig = confidence_landscapes(fitted, X, y, fit=False, resolution=8)
+    assert fig.axes[0].get_title().startswith("fitted")
