@@ -196,7 +196,7 @@ def anomaly_detectors(seed: int, flow_epochs: int) -> dict[str, Callable[[], obj
     except Exception as exc:  # noqa: BLE001
         print(f"note: skipping ApproxMassFlowDetector: {exc}")
         return out
-    for alpha in (1.0, 0.0):
+    for alpha in (2.0, 0.0):  # the default alpha, and maximum likelihood
         out[f"ApproxMassFlowDetector alpha={alpha:g}"] = partial(
             cls, alpha=alpha, random_state=seed, device="auto", max_epochs=flow_epochs
         )

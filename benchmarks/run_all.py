@@ -2,7 +2,7 @@
 
 Runs, each in its own process, in this order: the quality benchmark on digits
 and on MNIST-5k (:mod:`benchmarks.quality`), the speed benchmark, the
-per-method scripts (``mass``, ``vib``, ``ibinn``, ``approx_mass``) and the
+per-method scripts (``ova_defaults``, ``mass``, ``vib``, ``ibinn``, ``approx_mass``) and the
 confidence landscapes. Each writes ``benchmarks/results/<name>.md`` / ``.json``
 (and PNGs); this script adds ``results/bench_times.md`` (wall time of each
 piece, the date and the machine) and, unless ``--quick`` or ``--no-publish``
@@ -31,6 +31,7 @@ PIECES: list[tuple[str, str, list[str], bool]] = [
     ("quality (digits)", "quality", [], True),
     ("quality (MNIST-5k)", "quality", ["--data", "mnist"], True),
     ("speed", "speed", [], True),
+    ("OVA defaults", "ova_defaults", [], True),
     ("MASS", "mass", [], True),
     ("VIB", "vib", [], True),
     ("IB-INN", "ibinn", [], True),

@@ -98,6 +98,20 @@ _SUM_TOL = 1e-5
 # ---------------------------------------------------------------------------
 
 
+def _renormalize_rounding(proba: np.ndarray) -> np.ndarray:
+    """Renormalize rows that sum to 1 up to rounding (within ``_SUM_TOL``).
+
+    Float32 probabilities (from a float32 model) sum to 1 only to float32
+    precision; scikit-learn checks their float64 copy at float64 precision and
+    warns. Rows further from 1 are left alone, so scikit-learn still warns
+    about inputs that are not probabilities.
+    """
+    sums = proba.sum(axis=1, keepdims=True)
+    if np.allclose(sums, 1.0, rtol=0, atol=_SUM_TOL):
+        return proba / sums
+    return proba
+
+
 def _check_labels_proba(
     y_true: ArrayLike,
     y_prob: ArrayLike,
@@ -666,6 +680,7 @@ def brier_score(y_true: ArrayLike, y_prob: ArrayLike, *, labels: ArrayLike | Non
     0.2
     """
     y_idx, proba, _ = _check_labels_proba(y_true, y_prob, labels)
+    proba = _renormalize_rounding(proba)
     classes = np.arange(proba.shape[1])
     return float(brier_score_loss(y_idx, proba, labels=classes, scale_by_half=False))
 
@@ -704,6 +719,7 @@ def negative_log_likelihood(
     True
     """
     y_idx, proba, _ = _check_labels_proba(y_true, y_prob, labels)
+    proba = _renormalize_rounding(proba)
     return float(log_loss(y_idx, proba, labels=np.arange(proba.shape[1])))
 
 

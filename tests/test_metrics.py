@@ -1,5 +1,7 @@
 """skinfo.metrics against independent computations: loops, closed forms and sklearn."""
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy.stats import entropy as scipy_entropy
@@ -339,6 +341,25 @@ def test_nll_matches_log_loss():
     assert negative_log_likelihood(y, proba) == pytest.approx(log_loss(y, proba))
     expected = -np.mean(np.log(proba[np.arange(60), y]))
     assert negative_log_likelihood(y, proba) == pytest.approx(expected)
+
+
+def test_nll_and_brier_of_float32_probabilities_match_float64_without_warning():
+    rng = np.random.default_rng(9)
+    proba = _random_proba(rng, 200, 10)
+    y = rng.integers(0, 10, size=200)
+    y[:10] = np.arange(10)
+    proba32 = proba.astype(np.float32)
+    assert np.abs(proba32.sum(1, dtype=np.float64) - 1).max() > np.sqrt(np.finfo(float).eps)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        nll = negative_log_likelihood(y, proba32)
+        brier = brier_score(y, proba32)
+    assert nll == pytest.approx(-np.mean(np.log(proba[np.arange(200), y])), rel=1e-6)
+    onehot = np.eye(10)[y]
+    assert brier == pytest.approx(np.mean(np.sum((proba - onehot) ** 2, axis=1)), rel=1e-6)
+    # probabilities that do not sum to one are not silently renormalized
+    with pytest.warns(UserWarning, match="do not sum to one"):
+        negative_log_likelihood(y, proba * 0.9)
 
 
 def test_predictive_entropy():
