@@ -142,6 +142,25 @@ def update_kernel_options(optimizer: type[torch.optim.Optimizer], device: str | 
     return {}
 
 
+def check_head_lr(head_lr) -> None:
+    """Validate a ``head_lr`` parameter: None or a positive finite float."""
+    if head_lr is not None and (
+        isinstance(head_lr, bool) or not isinstance(head_lr, Real) or not 0 < head_lr < np.inf
+    ):
+        raise ValueError(f"head_lr must be None or a positive float, got {head_lr!r}.")
+
+
+def head_param_groups(head_lr: float | None, lr: float, factor: float) -> list:
+    """skorch ``optimizer__param_groups`` training the module's ``head`` at its own rate.
+
+    ``head_lr=None`` means ``factor * lr``. Used by the estimators whose output
+    layer is a density or a set of class centres that must move faster than
+    the encoder (``MASSClassifier``, ``OVAClassifier``).
+    """
+    rate = factor * float(lr) if head_lr is None else float(head_lr)
+    return [("head.*", {"lr": rate})]
+
+
 class NeuralEstimator(BaseEstimator):
     """Base class of all skinfo estimators (not for direct use).
 

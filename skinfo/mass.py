@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._base import NeuralClassifier
+from ._base import NeuralClassifier, check_head_lr, head_param_groups
 from .nn.gmm import ClassConditionalGMM, MASSNetwork
 from .objectives.mass import MASSLoss
 
@@ -205,15 +205,10 @@ random_state, verbose, callbacks, warm_start, on_nan, accelerator
         ms = self.min_scale
         if isinstance(ms, bool) or not isinstance(ms, Real) or not 0 < ms < np.inf:
             raise ValueError(f"min_scale must be a positive float, got {ms!r}.")
-        hl = self.head_lr
-        if hl is not None and (
-            isinstance(hl, bool) or not isinstance(hl, Real) or not 0 < hl < np.inf
-        ):
-            raise ValueError(f"head_lr must be None or a positive float, got {hl!r}.")
+        check_head_lr(self.head_lr)
 
     def _param_groups(self) -> list:
-        head_lr = HEAD_LR_FACTOR * float(self.lr) if self.head_lr is None else float(self.head_lr)
-        return [("head.*", {"lr": head_lr})]
+        return head_param_groups(self.head_lr, self.lr, HEAD_LR_FACTOR)
 
     def _build_module(self, X, y) -> nn.Module:
         encoder, width = self._make_encoder(X.shape[1])

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from numbers import Real
-
 import numpy as np
 from torch import nn
 
-from ._base import NeuralClassifier
+from ._base import NeuralClassifier, check_head_lr, head_param_groups
 from .nn.heads import DistanceLogits, OVANetwork
 from .objectives import OneVsAllLoss
 
@@ -186,15 +184,10 @@ random_state, verbose, callbacks, warm_start, on_nan, accelerator
             raise ValueError(f"ood_score must be one of {_OOD_SCORES}, got {self.ood_score!r}.")
         if self.center_init not in ("zeros", "normal"):
             raise ValueError(f"center_init must be 'zeros' or 'normal', got {self.center_init!r}.")
-        hl = self.head_lr
-        if hl is not None and (
-            isinstance(hl, bool) or not isinstance(hl, Real) or not 0 < hl < np.inf
-        ):
-            raise ValueError(f"head_lr must be None or a positive float, got {hl!r}.")
+        check_head_lr(self.head_lr)
 
     def _param_groups(self) -> list:
-        head_lr = HEAD_LR_FACTOR * float(self.lr) if self.head_lr is None else float(self.head_lr)
-        return [("head.*", {"lr": head_lr})]
+        return head_param_groups(self.head_lr, self.lr, HEAD_LR_FACTOR)
 
     def _build_module(self, X, y) -> nn.Module:
         encoder, width = self._make_encoder(X.shape[1])
