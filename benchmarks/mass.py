@@ -32,8 +32,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
-import statistics
-import time
 
 import numpy as np
 import torch
@@ -92,22 +90,6 @@ def _step_fn(module, criterion, X, y):
     return step
 
 
-def interleaved_cpu_medians(funcs: dict, repeats: int) -> dict[str, float]:
-    """As ``interleaved_medians``, timed with this thread's CPU clock (``time.thread_time``).
-
-    With one torch thread every kernel runs on the calling thread, so its CPU
-    time is the step's compute time without the time other processes hold
-    the core: steadier ratios on a shared machine.
-    """
-    times: dict[str, list[float]] = {name: [] for name in funcs}
-    for _ in range(repeats):
-        for name, fn in funcs.items():
-            start = time.thread_time()
-            fn()
-            times[name].append(time.thread_time() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
-
-
 def speed(
     n_features: int, repeats: int, latent_dim: int = 10, clock: str = "cpu"
 ) -> dict[str, float]:
@@ -138,8 +120,7 @@ def speed(
     }
     for fn in funcs.values():  # warm-up
         fn()
-    timer = interleaved_cpu_medians if clock == "cpu" else interleaved_medians
-    return timer(funcs, repeats)
+    return interleaved_medians(funcs, repeats, clock=clock)
 
 
 def quality(seeds: list[int], max_epochs: int) -> list[dict]:

@@ -33,12 +33,8 @@ import traceback
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from sklearn.ensemble import IsolationForest
 from sklearn.linear_model import LogisticRegression
-from sklearn.mixture import GaussianMixture
-from sklearn.neighbors import LocalOutlierFactor
 from sklearn.neural_network import MLPClassifier
-from sklearn.svm import OneClassSVM
 
 import skinfo
 from skinfo import metrics as M
@@ -51,7 +47,7 @@ from skinfo.datasets import (
     make_digits_ood,
 )
 
-from ._common import RESULTS, markdown_table, write_results
+from ._common import RESULTS, markdown_table, sklearn_detectors, write_results
 
 #: Own OOD scores of each estimator (the values of its ``ood_score`` parameter).
 OWN_OOD_SCORES: dict[str, tuple[str, ...]] = {
@@ -255,14 +251,7 @@ def classification_tables(
 
 def _input_density_baselines(seed: int) -> dict[str, Callable[[], object]]:
     """Unsupervised detectors on the inputs (sklearn's, and ApproxMassFlowDetector)."""
-    out = {
-        "IsolationForest (input)": lambda: IsolationForest(random_state=seed),
-        "LOF novelty (input)": lambda: LocalOutlierFactor(novelty=True),
-        "OneClassSVM (input)": lambda: OneClassSVM(gamma="scale", nu=0.1),
-        "GaussianMixture log-density (input)": lambda: GaussianMixture(
-            10, covariance_type="diag", reg_covar=1e-3, random_state=seed
-        ),
-    }
+    out = sklearn_detectors(seed, gmm_components=10, suffix=" (input)")
     try:
         cls = skinfo.ApproxMassFlowDetector
         out["ApproxMassFlowDetector (input)"] = lambda: cls(

@@ -37,14 +37,10 @@ import numpy as np
 from scipy import ndimage
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.ensemble import IsolationForest
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
-from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import train_test_split
-from sklearn.neighbors import LocalOutlierFactor
 from sklearn.neural_network import MLPClassifier
-from sklearn.svm import OneClassSVM
 from sklearn.utils.validation import check_is_fitted
 
 import skinfo
@@ -52,7 +48,7 @@ from skinfo import metrics as M
 from skinfo.nn.encoders import SmallCNN
 
 from . import quality as Q
-from ._common import markdown_table, write_results
+from ._common import markdown_table, sklearn_detectors, write_results
 
 FIRST_HALF = (0, 1, 2, 3, 4)
 
@@ -183,14 +179,7 @@ def image_factories(
 
 def anomaly_detectors(seed: int, flow_epochs: int) -> dict[str, Callable[[], object]]:
     """Detectors of the anomalous-class table (ApproxMassFlowDetector with alpha > 0 and 0)."""
-    out: dict[str, Callable[[], object]] = {
-        "IsolationForest": lambda: IsolationForest(random_state=seed),
-        "LOF novelty": lambda: LocalOutlierFactor(novelty=True),
-        "OneClassSVM": lambda: OneClassSVM(gamma="scale", nu=0.1),
-        "GaussianMixture log-density": lambda: GaussianMixture(
-            5, covariance_type="diag", reg_covar=1e-3, random_state=seed
-        ),
-    }
+    out = sklearn_detectors(seed, gmm_components=5)
     try:
         cls = skinfo.ApproxMassFlowDetector
     except Exception as exc:  # noqa: BLE001
