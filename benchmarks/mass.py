@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from skinfo import MASSClassifier, SoftmaxClassifier
+from skinfo._base import update_kernel_options
 from skinfo.metrics import expected_calibration_error, negative_log_likelihood, ood_auroc
 from skinfo.nn.encoders import MLP
 from skinfo.nn.gmm import ClassConditionalGMM, MASSNetwork
@@ -78,8 +79,9 @@ class LoopJacobianLoss(MASSLoss):
 
 
 def _step_fn(module, criterion, X, y):
-    # the multi-tensor update, as the estimators configure it (skinfo._base)
-    optimizer = torch.optim.Adam(module.parameters(), lr=1e-4, foreach=True)
+    # the parameter update the estimators use (the fused kernel where torch has one)
+    options = update_kernel_options(torch.optim.Adam, "cpu")
+    optimizer = torch.optim.Adam(module.parameters(), lr=1e-4, **options)
 
     def step():
         optimizer.zero_grad()

@@ -12,6 +12,7 @@ from skinfo.nn.gmm import ClassConditionalGMM, MASSNetwork
 from skinfo.nn.jacobian import (
     MLPChain,
     activation_derivative,
+    activation_derivatives,
     batched_jacobian,
     log_jacobian,
     log_volume,
@@ -42,7 +43,15 @@ def _random_mlp(in_dim, hidden, out_dim, activation="elu", seed=0):
 
 
 def _act(name):
-    return {"elu": nn.ELU(), "tanh": nn.Tanh(), "softplus": nn.Softplus(), "gelu": nn.GELU()}[name]
+    return {
+        "elu": nn.ELU(),
+        "elu_alpha": nn.ELU(alpha=0.7),
+        "relu": nn.ReLU(),
+        "leaky_relu": nn.LeakyReLU(0.1),
+        "tanh": nn.Tanh(),
+        "softplus": nn.Softplus(),
+        "gelu": nn.GELU(),
+    }[name]
 
 
 SHAPES = [
@@ -246,25 +255,58 @@ def test_gradcheck_log_volume(shape):
     assert torch.autograd.gradcheck(log_volume, (jac,))
 
 
-class _LogJ(nn.Module):
-    """``x -> log J_f(x)`` of an MLPChain as a module, for functional_call."""
+class _ChainMethod(nn.Module):
+    """``x -> chain.<method>(x)`` of an MLPChain as a module, for functional_call."""
 
-    def __init__(self, chain):
+    def __init__(self, chain, method):
         super().__init__()
-        self.chain = chain
+        self.chain, self.method = chain, method
 
     def forward(self, x):
-        return self.chain.log_jacobian(x)
+        return getattr(self.chain, self.method)(x)
 
 
-def test_gradcheck_analytic_chain_through_weights_and_inputs():
-    """The analytic MLP chain (as used in training) against finite differences."""
-    module = _LogJ(_random_mlp(12, (7, 5), 3, "elu", seed=4))
-    names = [name for name, _ in module.named_parameters()]
+@pytest.mark.parametrize(
+    "activation", ["elu", "elu_alpha", "relu", "leaky_relu", "tanh", "softplus", "gelu"]
+)
+@pytest.mark.parametrize("path", ["log_volume(jacobian)", "fused log-volume"])
+def test_gradcheck_analytic_chain_through_weights_and_inputs(activation, path):
+    """The analytic MLP chain (as used in training) against finite differences.
+
+    Covers the written-out backward passes (Jacobian node, and chain plus
+    log-volume in one node), including the gradient through the
+    pre-activations (second derivatives of the activation), and the autograd
+    fallback (GELU).
+    """
+    chain = _random_mlp(12, (7, 5), 3, activation, seed=4)
+    log_j, jacobian = _ChainMethod(chain, "log_jacobian"), _ChainMethod(chain, "jacobian")
+    names = [name for name, _ in log_j.named_parameters()]
 
     def fn(x, *values):
-        return torch.func.functional_call(module, dict(zip(names, values, strict=True)), (x,))
+        params = dict(zip(names, values, strict=True))
+        if path == "fused log-volume":  # MLPChain.log_jacobian: one node
+            return torch.func.functional_call(log_j, params, (x,))
+        # the Jacobian node, then log_volume
+        return log_volume(torch.func.functional_call(jacobian, params, (x,)))
 
     x = torch.randn(4, 12, dtype=torch.float64, requires_grad=True)
-    values = tuple(p.detach().clone().requires_grad_(True) for p in module.parameters())
+    values = tuple(p.detach().clone().requires_grad_(True) for p in log_j.parameters())
     assert torch.autograd.gradcheck(fn, (x, *values))
+
+
+@pytest.mark.parametrize("name", ["elu", "elu_alpha", "relu", "leaky_relu", "tanh", "softplus"])
+def test_closed_form_activation_derivatives_match_autograd(name):
+    """act' and act'' against autograd's first and second derivatives (float64)."""
+    act = _act(name)
+    h = torch.cat([torch.linspace(-4, 4, 41), torch.tensor([25.0, -30.0])]).double()
+    h = h[h != 0]  # the kinks of ReLU-like activations
+    first, second = activation_derivatives(act, h)
+    x = h.clone().requires_grad_(True)
+    (d1,) = torch.autograd.grad(act(x).sum(), x, create_graph=True)
+    (d2,) = torch.autograd.grad(d1.sum(), x, allow_unused=True)
+    torch.testing.assert_close(first, d1.detach())
+    if second is None:  # piecewise linear
+        assert d2 is None or float(d2.abs().max()) == 0
+    else:
+        torch.testing.assert_close(second, d2)
+    assert activation_derivatives(nn.GELU(), h) is None  # no closed form: autograd fallback

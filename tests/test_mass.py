@@ -16,7 +16,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skinfo import MASSClassifier
 from skinfo.nn.encoders import MLP
-from skinfo.nn.gmm import ClassConditionalGMM, MASSNetwork, SquaredMahalanobis
+from skinfo.nn.gmm import ClassConditionalGMM, MASSNetwork, MixtureLogDensity
 from skinfo.nn.resnet import ResNet
 from skinfo.objectives.mass import MASSLoss
 
@@ -71,40 +71,73 @@ def test_gmm_cholesky_diagonal_stays_positive():
     assert torch.isfinite(head.log_class_conditional(torch.zeros(1, 2))).all()
 
 
-def _mahalanobis_inputs(dtype, n=6, c=4, d=3):
+def _mixture_inputs(dtype, n=6, k=2, m=3, d=3, offset=0.0):
+    """z, lower (strict triangle used), scales, means, normalized log-weights."""
     rng = np.random.default_rng(0)
-    z = rng.normal(size=(n, d)) * 2
-    inv = np.tril(rng.normal(size=(c, d, d)) * 0.5, -1) + np.eye(d) * rng.uniform(0.5, 2, (c, 1, d))
-    mu = rng.normal(size=(c, d))
-    return [torch.tensor(a, dtype=dtype, requires_grad=True) for a in (z, inv, mu)]
+    c = k * m
+    z = rng.normal(size=(n, d)) * 2 + offset
+    lower = rng.normal(size=(c, d, d)) * 0.5
+    scales = rng.uniform(0.5, 2, (c, d))
+    mu = rng.normal(size=(c, d)) + offset
+    log_w = rng.normal(size=(k, m))
+    log_w -= np.log(np.exp(log_w).sum(1, keepdims=True))
+    return [torch.tensor(a, dtype=dtype, requires_grad=True) for a in (z, lower, scales, mu, log_w)]
 
 
-def test_squared_mahalanobis_gradcheck_and_plain_form():
+def _plain_mixture(z, lower, scales, mu, log_w):
+    """The same density by plain float64 autograd: whiten z - mu (einsum), logsumexp."""
+    inv = torch.tril(lower, -1) + torch.diag_embed(1 / scales)
+    diff = z.unsqueeze(1) - mu  # (B, C, d)
+    maha = torch.einsum("cij,bcj->bci", inv, diff).pow(2).sum(-1)  # (B, C)
+    log_norm = -torch.log(scales).sum(-1) - 0.5 * z.shape[1] * math.log(2 * math.pi)
+    terms = (log_w.reshape(-1) + log_norm - 0.5 * maha).view(len(z), *log_w.shape)
+    return torch.logsumexp(terms, -1)
+
+
+@pytest.mark.parametrize("offset", [0.0, 300.0])
+def test_mixture_log_density_gradcheck_and_plain_form(offset):
     # the hand-written backward against numerical differentiation (float64) ...
-    assert torch.autograd.gradcheck(SquaredMahalanobis.apply, _mahalanobis_inputs(torch.float64))
-    # ... and values and gradients (float32) against the plain form in float64 autograd:
-    # whiten z - mu with A (einsum), and, for the values, with a solve against L = A^-1
-    z, inv, mu = _mahalanobis_inputs(torch.float32)
-    z64, inv64, mu64 = _mahalanobis_inputs(torch.float64)
-    diff = z64.unsqueeze(1) - mu64  # (B, C, d)
-    expected = torch.einsum("cij,bcj->bci", inv64, diff).pow(2).sum(-1)  # (B, C)
-    tril = torch.linalg.inv(inv64.detach())  # L
-    white = torch.linalg.solve_triangular(tril, diff.detach().permute(1, 2, 0), upper=False)
-    np.testing.assert_allclose(white.pow(2).sum(1).T.numpy(), expected.detach().numpy())
-    got = SquaredMahalanobis.apply(z, inv, mu)
-    assert got.dtype == torch.float32
+    assert torch.autograd.gradcheck(MixtureLogDensity.apply, _mixture_inputs(torch.float64))
+    # ... and values and gradients (float32) against the plain form in float64 autograd,
+    # also far from the origin (the residuals are formed after a shift)
+    got_in = _mixture_inputs(torch.float32, offset=offset)
+    ref_in = [t.detach().double().requires_grad_(True) for t in got_in]  # the same values
+    expected = _plain_mixture(*ref_in)
+    # the densities by scipy (covariance L L^T with L = A^-1), independent of the whitening
+    z64, lower64, scales64, mu64, log_w64 = (t.detach().numpy() for t in ref_in)
+    inv = np.tril(lower64, -1) + np.einsum("ci,ij->cij", 1 / scales64, np.eye(3))
+    tril = np.linalg.inv(inv)
+    comp = np.stack(
+        [multivariate_normal(mu64[c], tril[c] @ tril[c].T).logpdf(z64) for c in range(6)], 1
+    )
+    np.testing.assert_allclose(
+        logsumexp(comp.reshape(6, 2, 3) + log_w64, -1), expected.detach().numpy(), rtol=1e-8
+    )
+    got = MixtureLogDensity.apply(*got_in)
+    assert got.dtype == torch.float32 and got.shape == (6, 2)
     np.testing.assert_allclose(got.detach().numpy(), expected.detach().numpy(), rtol=1e-5)
-    weights = torch.from_numpy(np.random.default_rng(1).normal(size=(6, 4)))
-    grads = torch.autograd.grad((got * weights.float()).sum(), (z, inv, mu))
-    grads_ref = torch.autograd.grad((expected * weights).sum(), (z64, inv64, mu64))
+    weights = torch.from_numpy(np.random.default_rng(1).normal(size=(6, 2)))
+    grads = torch.autograd.grad((got * weights.float()).sum(), got_in)
+    grads_ref = torch.autograd.grad((expected * weights).sum(), ref_in)
     for g, g_ref in zip(grads, grads_ref, strict=True):
         assert g.dtype == torch.float32
         np.testing.assert_allclose(g.numpy(), g_ref.numpy(), rtol=1e-4, atol=1e-4)
     # differentiable once: asking for second derivatives is refused clearly
-    for x in (z, z64):
-        maha = SquaredMahalanobis.apply(x, inv, mu).sum()
+    for inputs in (got_in, ref_in):
+        out = MixtureLogDensity.apply(*inputs).sum()
         with pytest.raises(RuntimeError, match="differentiable once"):
-            torch.autograd.grad(maha, x, create_graph=True)
+            torch.autograd.grad(out, inputs[0], create_graph=True)
+
+
+def test_mixture_log_density_drops_only_negligible_terms():
+    """Terms exp(60) below a class's largest change nothing (float64), and no NaN appears."""
+    z, lower, scales, mu, log_w = (t.detach() for t in _mixture_inputs(torch.float64))
+    far = mu.clone()
+    far[1] += 1e4  # component 1 of class 0 is hopelessly far from every row
+    got = MixtureLogDensity.apply(z, lower, scales, far, log_w)
+    expected = _plain_mixture(z, lower, scales, far, log_w)
+    np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-10)
+    assert torch.isfinite(got).all()
 
 
 def test_gmm_refuses_bad_prior():

@@ -26,87 +26,123 @@ import torch.nn.functional as F
 from torch import nn
 
 from .first_order import first_order_only
-from .jacobian import batched_jacobian, log_volume, mlp_forward, mlp_jacobian, mlp_layers
+from .jacobian import (
+    batched_jacobian,
+    log_volume,
+    mlp_forward,
+    mlp_jacobian,
+    mlp_layers,
+    mlp_log_volume,
+)
 
 
 def _softplus_inverse(value: float) -> float:
     return value + math.log(-math.expm1(-value))
 
 
-def _mahalanobis_forward(z64, inv64, mu64):
-    """Squared distances (B, C) in float64 and what their backward pass needs."""
-    n, d = z64.shape
-    c = inv64.shape[0]
-    prec = inv64.transpose(-1, -2) @ inv64  # (C, d, d)
-    pmu = (prec @ mu64.unsqueeze(-1)).squeeze(-1)  # P mu, (C, d)
-    const = (pmu * mu64).sum(-1)  # mu^T P mu
-    coef = torch.cat([prec.reshape(c, d * d), -2 * pmu], 1)  # (C, d^2 + d)
-    feats = torch.cat([(z64.unsqueeze(2) * z64.unsqueeze(1)).reshape(n, d * d), z64], 1)
-    maha = torch.addmm(const, feats, coef.T).clamp_min_(0.0)
-    return maha, (prec, pmu, feats)
+#: Mixture terms more than ``exp(60)`` times smaller than a class's largest term are
+#: dropped from its ``logsumexp`` (below float64 rounding of the sum, which holds a
+#: term equal to 1); evaluating them would only produce subnormal numbers, which
+#: are very slow to compute with on CPUs.
+_NEGLIGIBLE_LOG_RATIO = -60.0
 
 
-def _mahalanobis_backward(g, z64, inv64, mu64, prec, pmu, feats):
-    """Gradients of ``sum(g * maha)`` with respect to z, A and mu (float64)."""
-    n, d = z64.shape
-    c = inv64.shape[0]
-    weighted_prec = (g @ prec.reshape(c, d * d)).view(n, d, d)  # sum_c g_bc P_c
-    grad_z = 2 * ((weighted_prec * z64.unsqueeze(1)).sum(-1) - g @ pmu)
-    stats = g.T @ feats  # (C, d^2 + d): sum_b g_bc z_b z_b^T | sum_b g_bc z_b
-    s2 = stats[:, : d * d].view(c, d, d)
-    s1 = stats[:, d * d :]
-    count = g.sum(0)
-    cross = mu64.unsqueeze(2) * s1.unsqueeze(1)  # mu_c s1_c^T
-    grad_p = s2 - cross - cross.transpose(-1, -2)
-    grad_p = grad_p + count[:, None, None] * (mu64.unsqueeze(2) * mu64.unsqueeze(1))
-    grad_inv = inv64 @ (grad_p + grad_p.transpose(-1, -2))
-    grad_mu = -2 * ((prec @ s1.unsqueeze(-1)).squeeze(-1) - count[:, None] * pmu)
-    return grad_z, grad_inv, grad_mu
+def whitened_residuals(z: torch.Tensor, inv: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
+    """``A_c (z_b - mu_c)`` for every component ``c`` and row ``b``, shape ``(C, d, B)``.
+
+    ``A_c`` (``inv``, shape (C, d, d)) is the inverse Cholesky factor of the
+    covariance; ``means`` has shape (C, d). One matrix product of the stacked
+    factors with the rows, ``[A_1; ...; A_C] z^T - [A_1 mu_1; ...]``, after
+    shifting ``z`` and the means by the (constant) mean of the means, which
+    keeps the two terms of the difference small. The layout puts the rows
+    last, so the sums over ``d`` and the broadcasts over rows of the backward
+    pass run along contiguous memory.
+    """
+    c, d = means.shape
+    center = means.detach().mean(0)
+    shifted = means - center
+    a_mu = torch.bmm(inv, shifted.unsqueeze(-1)).view(c * d, 1)
+    return torch.addmm(a_mu, inv.reshape(c * d, d), (z - center).T, beta=-1.0).view(c, d, -1)
 
 
-class SquaredMahalanobis(torch.autograd.Function):
-    """``(z_b - mu_c)^T P_c (z_b - mu_c)`` with ``P_c = A_c^T A_c``, shape (B, C).
+class MixtureLogDensity(torch.autograd.Function):
+    """``log q(z | y = k)`` of Gaussian mixtures for every row and class, shape (B, K).
 
-    ``forward(z, A, mu)`` with ``z`` (B, d), ``A`` (C, d, d) (the inverse
-    Cholesky factors ``L^-1``) and ``mu`` (C, d). Expanded as
-    ``z^T P z - 2 (P mu)^T z + mu^T P mu``: one matrix product of the ``d^2 + d``
-    quadratic and linear features of ``z`` with the per-component coefficients,
-    instead of whitening ``z`` for every component (a ``B x C d`` tensor). The
-    expansion cancels large terms, so it is evaluated in float64.
+    ``forward(z, lower, scales, means, log_weights)`` with ``z`` (B, d),
+    ``lower`` (K M, d, d) (only its strict lower triangle is used), ``scales``
+    (K M, d) (positive), ``means`` (K M, d) and normalized ``log_weights``
+    (K, M). Component ``c`` is ``N(mu_c, L_c L_c^T)`` with inverse Cholesky
+    factor ``A_c = L_c^-1 = tril(lower_c, -1) + diag(1 / scales_c)``, so
+    ``log N(z; mu_c, L_c L_c^T) = -0.5 |A_c (z - mu_c)|^2 - sum log scales_c
+    - d/2 log 2 pi``. The residuals ``A_c (z - mu_c)`` come from
+    :func:`whitened_residuals` (one matrix product); the log-sum-exp over
+    components drops terms more than ``exp(60)`` below the largest (they
+    vanish in the sum's rounding).
 
-    The backward pass is written out (fewer, larger operations than autograd's
-    graph of the expansion): with upstream gradient ``g`` (B, C),
-    ``dz_b = 2 sum_c g_bc P_c (z_b - mu_c)``,
-    ``dP_c = sum_b g_bc (z_b - mu_c)(z_b - mu_c)^T`` (from the weighted feature
-    sums ``g^T [z z^T, z]``), ``dA_c = A_c (dP_c + dP_c^T)`` and
-    ``dmu_c = -2 P_c sum_b g_bc (z_b - mu_c)``. Distances are clamped at 0
-    against rounding; the gradient is that of the exact quadratic form.
-    Differentiable once (first-order gradients, which is what training needs):
-    the backward is guarded by :func:`skinfo.nn.first_order.first_order_only`,
-    so asking for a second derivative (``create_graph=True``) raises a clear
+    The backward pass is written out: with upstream gradient ``g`` (B, K) and
+    responsibilities ``r_bkm = g_bk exp(term_bkm - out_bk)``,
+    ``d log_weights = sum_b r``, ``d residual = -r * residual``, and from
+    ``residual = A (z - mu)``: ``dz = sum_c A_c^T d residual_c``,
+    ``dA_c = sum_b d residual_cb (z_b - mu_c)^T``,
+    ``dmu_c = -A_c^T sum_b d residual_cb``; then ``d lower`` is the strict
+    lower triangle of ``dA`` and ``d scales = -diag(dA) / scales^2 -
+    (sum_b r) / scales``. Three matrix products and a few elementwise passes,
+    in one autograd node (autograd's graph of the same expression, with the
+    parametrization, takes about twice as long). Differentiable once: the
+    backward is guarded by :func:`skinfo.nn.first_order.first_order_only`, so
+    asking for a second derivative (``create_graph=True``) raises a clear
     error instead of silently dropping terms.
 
     Examples
     --------
-    >>> import torch
-    >>> z, A, mu = torch.zeros(1, 2), 2 * torch.eye(2).expand(3, 2, 2), torch.ones(3, 2)
-    >>> SquaredMahalanobis.apply(z, A, mu)  # (0 - 1)^2 * 4 * 2 for each component
-    tensor([[8., 8., 8.]])
+    >>> import math, torch
+    >>> z, mu = torch.zeros(1, 2), torch.ones(4, 2)
+    >>> lower, scales = torch.zeros(4, 2, 2), torch.full((4, 2), 0.5)  # covariance I / 4
+    >>> log_w = torch.full((2, 2), math.log(0.5))  # two classes of two components
+    >>> out = MixtureLogDensity.apply(z, lower, scales, mu, log_w)
+    >>> expected = -0.5 * 8 - 2 * math.log(0.5) - math.log(2 * math.pi)
+    >>> torch.allclose(out, torch.full((1, 2), expected))
+    True
     """
 
     @staticmethod
-    def forward(ctx, z: torch.Tensor, inv: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
-        z64, inv64, mu64 = z.double(), inv.double(), means.double()
-        maha, saved = _mahalanobis_forward(z64, inv64, mu64)
-        ctx.save_for_backward(z64, inv64, mu64, *saved)
-        ctx.dtypes = (z.dtype, inv.dtype, means.dtype)
-        return maha.to(z.dtype)
+    def forward(ctx, z, lower, scales, means, log_weights):
+        k, m = log_weights.shape
+        c, d, n = k * m, z.shape[1], z.shape[0]
+        inv = torch.tril(lower, diagonal=-1) + torch.diag_embed(scales.reciprocal())
+        bias = log_weights.reshape(c, 1) - torch.log(scales).sum(-1, keepdim=True)
+        bias -= 0.5 * d * math.log(2 * math.pi)
+        resid = whitened_residuals(z, inv, means)  # (C, d, B)
+        terms = torch.add(bias, resid.square().sum(1), alpha=-0.5).view(k, m, n)
+        top = terms.amax(1, keepdim=True)
+        rel = terms - top
+        keep = rel > _NEGLIGIBLE_LOG_RATIO
+        weights = rel.clamp_min_(_NEGLIGIBLE_LOG_RATIO).exp_().mul_(keep)  # (K, M, B)
+        total = weights.sum(1)
+        out = total.log().add_(top.squeeze(1))  # (K, B)
+        ctx.save_for_backward(z, inv, scales, means, resid, weights, total)
+        return out.T
 
     @staticmethod
     @first_order_only
-    def backward(ctx, grad: torch.Tensor):
-        grads = _mahalanobis_backward(grad.double(), *ctx.saved_tensors)
-        return tuple(g.to(t) for g, t in zip(grads, ctx.dtypes, strict=True))
+    def backward(ctx, grad):
+        z, inv, scales, means, resid, weights, total = ctx.saved_tensors
+        k, m, n = weights.shape
+        c, d = k * m, z.shape[1]
+        resp = (weights / total.unsqueeze(1)).mul_(grad.T.unsqueeze(1)).view(c, n)
+        grad_bias = resp.sum(-1)  # (C,)
+        grad_resid = (resid * resp.neg_().unsqueeze(1)).view(c * d, n)
+        grad_z = (inv.reshape(c * d, d).T @ grad_resid).T
+        center = means.mean(0)
+        grad_inv = torch.mm((z - center).T, grad_resid.T).T.reshape(c, d, d)
+        grad_a_mu = grad_resid.sum(-1).neg_().view(c, d)  # d(A mu)
+        grad_inv += grad_a_mu.unsqueeze(2) * (means - center).unsqueeze(1)
+        grad_means = torch.bmm(inv.transpose(1, 2), grad_a_mu.unsqueeze(-1)).squeeze(-1)
+        # A = tril(lower, -1) + diag(1 / scales); bias holds -sum log scales
+        grad_scales = torch.diagonal(grad_inv, dim1=-2, dim2=-1) / scales.square()
+        grad_scales = grad_scales.neg_().sub_(grad_bias.unsqueeze(1) / scales)
+        grad_lower = torch.tril(grad_inv, diagonal=-1)
+        return grad_z, grad_lower, grad_scales, grad_means, grad_bias.view(k, m)
 
 
 class ClassConditionalGMM(nn.Module):
@@ -189,25 +225,32 @@ class ClassConditionalGMM(nn.Module):
         return tril @ tril.transpose(-1, -2)
 
     def mahalanobis(self, z: torch.Tensor) -> torch.Tensor:
-        """Squared Mahalanobis distances ``(z - mu)^T Sigma^-1 (z - mu)``, shape (B, K * M).
-
-        See :class:`SquaredMahalanobis` (float64, closed-form gradient).
-        """
+        """Squared Mahalanobis distances ``(z - mu)^T Sigma^-1 (z - mu)``, shape (B, K * M)."""
         k, m, d = self.n_classes, self.n_components, self.latent_dim
         inv = self.precision_tril().reshape(k * m, d, d)
-        return SquaredMahalanobis.apply(z, inv, self.means.reshape(k * m, d))
+        return whitened_residuals(z, inv, self.means.reshape(k * m, d)).square().sum(1).T
 
     def log_component(self, z: torch.Tensor) -> torch.Tensor:
         """``log N(z; mu_{y,m}, Sigma_{y,m})`` for every class and component, shape (B, K, M)."""
         k, m, d = self.n_classes, self.n_components, self.latent_dim
-        maha = self.mahalanobis(z).to(z.dtype).view(-1, k, m)
         half_log_det = torch.log(self.scales()).sum(-1)  # 0.5 log|Sigma| = sum log diag L
+        maha = self.mahalanobis(z).view(-1, k, m)
         return -0.5 * maha - half_log_det - 0.5 * d * math.log(2 * math.pi)
 
     def log_class_conditional(self, z: torch.Tensor) -> torch.Tensor:
-        """``log q(z | y)`` for every class, shape (B, K)."""
-        log_w = F.log_softmax(self.weight_logits, dim=-1)
-        return torch.logsumexp(self.log_component(z) + log_w, dim=-1)
+        """``log q(z | y)`` for every class, shape (B, K).
+
+        One :class:`MixtureLogDensity` node (hand-written backward) over
+        every class and component.
+        """
+        k, m, d = self.n_classes, self.n_components, self.latent_dim
+        return MixtureLogDensity.apply(
+            z,
+            self.lower.reshape(k * m, d, d),
+            self.scales().reshape(k * m, d),
+            self.means.reshape(k * m, d),
+            F.log_softmax(self.weight_logits, dim=-1),
+        )
 
     def log_joint(self, z: torch.Tensor) -> torch.Tensor:
         """``log q(z | y) + log p(y)``, shape (B, K)."""
@@ -327,4 +370,8 @@ class MASSNetwork(nn.Module):
         self, x: torch.Tensor, rows: torch.Tensor, hidden: tuple[torch.Tensor, ...] = ()
     ) -> torch.Tensor:
         """``log J_f`` at the rows ``x[rows]`` (see :func:`skinfo.nn.jacobian.log_volume`)."""
+        if self.analytic:
+            if not hidden:
+                _, hidden = mlp_forward(self._layers(), x)
+            return mlp_log_volume(self._layers(), hidden, rows)
         return log_volume(self.jacobian(x, rows, hidden))

@@ -28,6 +28,28 @@ import torch
 from torch import nn
 from torch.func import jacfwd, jacrev, vmap
 
+from .first_order import first_order_only
+
+
+def _wide_log_volume(jac: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``0.5 log det(J J^T)`` per row (input dtype) and the float64 Cholesky factor of ``J J^T``."""
+    j64 = jac.to(torch.float64)
+    chol, info = torch.linalg.cholesky_ex(j64 @ j64.transpose(-1, -2))
+    out = (
+        torch.log(torch.diagonal(chol, dim1=-2, dim2=-1))
+        .sum(-1)
+        .masked_fill_(info != 0, -torch.inf)
+    )
+    return out.to(jac.dtype), chol
+
+
+def _wide_log_volume_grad(
+    jac: torch.Tensor, chol: torch.Tensor, grad: torch.Tensor
+) -> torch.Tensor:
+    """``grad * (J J^T)^-1 J``: the gradient of ``0.5 log det(J J^T)``, in the dtype of ``J``."""
+    gram_inv = torch.cholesky_inverse(chol) * grad.to(torch.float64)[:, None, None]
+    return gram_inv.to(jac.dtype) @ jac
+
 
 class _WideLogVolume(torch.autograd.Function):
     """``0.5 log det(J J^T)`` for ``J`` of shape (B, d, D) with ``d < D``.
@@ -41,18 +63,14 @@ class _WideLogVolume(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, jac: torch.Tensor) -> torch.Tensor:
-        j64 = jac.to(torch.float64)
-        chol, info = torch.linalg.cholesky_ex(j64 @ j64.transpose(-1, -2))
-        out = torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
-        out = torch.where(info == 0, out, torch.full_like(out, -torch.inf))
+        out, chol = _wide_log_volume(jac)
         ctx.save_for_backward(jac, chol)
-        return out.to(jac.dtype)
+        return out
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         jac, chol = ctx.saved_tensors
-        gram_inv = torch.cholesky_inverse(chol) * grad.to(torch.float64)[:, None, None]
-        return gram_inv.to(jac.dtype) @ jac
+        return _wide_log_volume_grad(jac, chol, grad)
 
 
 def log_volume(jac: torch.Tensor) -> torch.Tensor:
@@ -139,27 +157,16 @@ def log_jacobian(
     return log_volume(batched_jacobian(f, x, mode))
 
 
-def _elu_grad(h: torch.Tensor, alpha: float) -> torch.Tensor:
-    return torch.where(h > 0, torch.ones_like(h), alpha * torch.exp(torch.clamp(h, max=0.0)))
-
-
 def activation_derivative(act: nn.Module, h: torch.Tensor) -> torch.Tensor:
     """Elementwise derivative ``act'(h)``, differentiable with respect to ``h``.
 
-    Closed forms for ELU, ReLU, LeakyReLU, Tanh and Softplus; any other
-    elementwise activation goes through ``torch.func.jvp`` with a tangent of ones.
+    Closed forms for ELU, ReLU, LeakyReLU, Tanh and Softplus
+    (:func:`activation_derivatives`); any other elementwise activation goes
+    through ``torch.func.jvp`` with a tangent of ones.
     """
-    if isinstance(act, nn.ELU):
-        return _elu_grad(h, act.alpha)
-    if isinstance(act, nn.ReLU):
-        return (h > 0).to(h.dtype)
-    if isinstance(act, nn.LeakyReLU):
-        return torch.where(h > 0, torch.ones_like(h), torch.full_like(h, act.negative_slope))
-    if isinstance(act, nn.Tanh):
-        return 1 - torch.tanh(h).pow(2)
-    if isinstance(act, nn.Softplus) and act.beta == 1:
-        # torch's softplus is linear above `threshold`: derivative 1 there
-        return torch.where(h > act.threshold, torch.ones_like(h), torch.sigmoid(h))
+    closed = activation_derivatives(act, h)
+    if closed is not None:
+        return closed[0]
     return torch.func.jvp(act, (h,), (torch.ones_like(h),))[1]
 
 
@@ -184,6 +191,171 @@ def mlp_forward(
     return out, tuple(hidden)
 
 
+def activation_derivatives(
+    act: nn.Module, h: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+    """``(act'(h), act''(h))`` in closed form, or ``None`` for an activation without one.
+
+    ELU, ReLU, LeakyReLU, Tanh and Softplus (``beta=1``). The second derivative
+    is ``None`` where it is zero everywhere (ReLU, LeakyReLU: piecewise
+    linear). Both are differentiable with respect to ``h``; the second is what
+    the written-out backward pass of :func:`mlp_jacobian` needs for the
+    gradient through the pre-activations.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> first, second = activation_derivatives(nn.Tanh(), torch.zeros(2))
+    >>> first.tolist(), second.tolist()
+    ([1.0, 1.0], [-0.0, -0.0])
+    """
+    if isinstance(act, nn.ELU):
+        neg = torch.exp(torch.clamp(h, max=0.0))
+        if act.alpha != 1:
+            neg = act.alpha * neg
+        positive = h > 0
+        return neg.masked_fill(positive, 1.0), neg.masked_fill(positive, 0.0)
+    if isinstance(act, nn.ReLU):
+        return (h > 0).to(h.dtype), None
+    if isinstance(act, nn.LeakyReLU):
+        return torch.where(h > 0, 1.0, act.negative_slope).to(h.dtype), None
+    if isinstance(act, nn.Tanh):
+        t = torch.tanh(h)
+        first = 1 - t * t
+        return first, -2 * t * first
+    if isinstance(act, nn.Softplus) and act.beta == 1:
+        s = torch.sigmoid(h)
+        above = h > act.threshold  # torch's softplus is linear there: derivative 1
+        return s.masked_fill(above, 1.0), (s * (1 - s)).masked_fill(above, 0.0)
+    return None
+
+
+def _has_closed_form(act: nn.Module) -> bool:
+    closed = (nn.ELU, nn.ReLU, nn.LeakyReLU, nn.Tanh)
+    return isinstance(act, closed) or (isinstance(act, nn.Softplus) and act.beta == 1)
+
+
+def _chain_forward(acts, weights, hidden):
+    """``Df`` of the chain and what its backward pass needs (see :class:`_MLPChainJacobian`)."""
+    n, d = hidden[0].shape[0], weights[-1].shape[0]
+    prod = weights[-1].expand(n, -1, -1)  # P_L, (n, d, width)
+    saved, second = [], []
+    for act, weight, h in zip(reversed(acts), reversed(weights[:-1]), reversed(hidden)):
+        first, sec = activation_derivatives(act, h)
+        scaled = prod * first.unsqueeze(1)  # C_l
+        saved.append((prod, first, scaled))
+        second.append(sec)
+        prod = (scaled.reshape(n * d, -1) @ weight).view(n, d, -1)  # P_l
+    # input side first
+    return prod, saved[::-1], second[::-1]
+
+
+def _chain_backward(weights, saved, second, grad, needs):
+    """Gradients ``(dW_1, ..., dW_L, dh_1, ..., dh_{L-1})`` from ``grad = dL/dDf``."""
+    n, d = grad.shape[0], grad.shape[1]
+    n_w = len(weights)
+    g = grad.contiguous()
+    grad_w, grad_h = [], []
+    for layer, ((prod, first, scaled), sec) in enumerate(zip(saved, second)):
+        flat_g = g.view(n * d, -1)
+        grad_w.append(scaled.reshape(n * d, -1).T @ flat_g if needs[layer] else None)
+        grad_scaled = (flat_g @ weights[layer].T).view(n, d, -1)  # dC_l
+        if sec is not None and needs[n_w + layer]:
+            grad_h.append((grad_scaled * prod).sum(1).mul_(sec))
+        else:
+            grad_h.append(None)
+        g = grad_scaled.mul_(first.unsqueeze(1))  # G_{l+1}
+    grad_w.append(g.sum(0) if needs[n_w - 1] else None)
+    return (*grad_w, *grad_h)
+
+
+class _MLPChainJacobian(torch.autograd.Function):
+    """``Df = W_L diag(a'(h_{L-1})) W_{L-1} ... diag(a'(h_1)) W_1`` with a hand-written backward.
+
+    ``forward(acts, n_weights, W_1, ..., W_L, h_1, ..., h_{L-1})`` with the
+    pre-activations ``h_l`` of the rows, shape ``(n, width_l)``. With
+    ``P_L = W_L``, ``C_l = P_{l+1} diag(a'_l)`` and ``P_l = C_l W_l``, the
+    Jacobian is ``P_1``. For an upstream gradient ``G_1 = dL/dP_1`` the
+    backward pass walks the chain from the input side:
+    ``dW_l = sum_n C_l^T G_l``, ``dC_l = G_l W_l^T``,
+    ``G_{l+1} = dC_l diag(a'_l)``, ``dh_l = a''_l * sum_d (dC_l * P_{l+1})``,
+    ``dW_L = sum_n G_L``: the matrix products autograd would take, without
+    its per-node bookkeeping. Differentiable once
+    (:func:`skinfo.nn.first_order.first_order_only`).
+    """
+
+    @staticmethod
+    def forward(ctx, acts, n_weights: int, *tensors: torch.Tensor) -> torch.Tensor:
+        weights, hidden = tensors[:n_weights], tensors[n_weights:]
+        jac, saved, ctx.second = _chain_forward(acts, weights, hidden)
+        ctx.n_weights = n_weights
+        ctx.save_for_backward(*weights, *(t for layer in saved for t in layer))
+        return jac
+
+    @staticmethod
+    @first_order_only
+    def backward(ctx, grad: torch.Tensor):
+        weights, saved = _unpack(ctx)
+        return (
+            None,
+            None,
+            *_chain_backward(weights, saved, ctx.second, grad, ctx.needs_input_grad[2:]),
+        )
+
+
+class _MLPChainLogVolume(torch.autograd.Function):
+    """``0.5 log det(Df Df^T)`` of the MLP chain (``d < D``) in one node.
+
+    :class:`_MLPChainJacobian` followed by the log-volume of
+    :func:`log_volume` (Gram matrix and Cholesky factor in float64, gradient
+    ``(Df Df^T)^-1 Df``), without the intermediate autograd node.
+    """
+
+    @staticmethod
+    def forward(ctx, acts, n_weights: int, *tensors: torch.Tensor) -> torch.Tensor:
+        weights, hidden = tensors[:n_weights], tensors[n_weights:]
+        jac, saved, ctx.second = _chain_forward(acts, weights, hidden)
+        out, chol = _wide_log_volume(jac)
+        ctx.n_weights = n_weights
+        ctx.save_for_backward(*weights, *(t for layer in saved for t in layer), jac, chol)
+        return out
+
+    @staticmethod
+    @first_order_only
+    def backward(ctx, grad: torch.Tensor):
+        jac, chol = ctx.saved_tensors[-2:]
+        weights, saved = _unpack(ctx, extra=2)
+        grad_jac = _wide_log_volume_grad(jac, chol, grad)
+        return (
+            None,
+            None,
+            *_chain_backward(weights, saved, ctx.second, grad_jac, ctx.needs_input_grad[2:]),
+        )
+
+
+def _unpack(ctx, extra: int = 0):
+    tensors = ctx.saved_tensors[: len(ctx.saved_tensors) - extra]
+    weights, flat = tensors[: ctx.n_weights], tensors[ctx.n_weights :]
+    return weights, [flat[i : i + 3] for i in range(0, len(flat), 3)]
+
+
+def _mlp_jacobian_autograd(
+    layers: Sequence[nn.Module], hidden: Sequence[torch.Tensor], rows: torch.Tensor
+) -> torch.Tensor:
+    linears = layers[0::2]
+    acts = layers[1::2]
+    jac = linears[-1].weight.expand(len(rows), -1, -1)  # (n, d, width)
+    for linear, act, h in zip(
+        reversed(linears[:-1]), reversed(acts), reversed(hidden), strict=True
+    ):
+        scaled = jac * activation_derivative(act, h[rows]).unsqueeze(1)  # (n, d, width)
+        jac = (scaled.reshape(-1, scaled.shape[-1]) @ linear.weight).view(
+            scaled.shape[0], scaled.shape[1], -1
+        )
+    return jac
+
+
 def mlp_jacobian(
     layers: Sequence[nn.Module], hidden: Sequence[torch.Tensor], rows: torch.Tensor
 ) -> torch.Tensor:
@@ -192,21 +364,39 @@ def mlp_jacobian(
     ``Df = W_L diag(act'(h_{L-1})) W_{L-1} ... diag(act'(h_1)) W_1``, multiplied
     from the output side, so every intermediate product has only ``d`` rows.
     Returns a tensor of shape ``(len(rows), d, D)``, differentiable with
-    respect to the weights (and the inputs, through ``hidden``).
+    respect to the weights (and the inputs, through ``hidden``). For ELU,
+    ReLU, LeakyReLU, Tanh and Softplus the backward pass is written out
+    (:class:`_MLPChainJacobian`, once differentiable); other activations go
+    through autograd.
     """
     linears = layers[0::2]
-    acts = layers[1::2]
-    jac = linears[-1].weight.expand(len(rows), -1, -1)  # (n, d, width)
-    for linear, act, h in zip(
-        reversed(linears[:-1]), reversed(acts), reversed(hidden), strict=True
-    ):
-        scaled = jac * activation_derivative(act, h[rows]).unsqueeze(1)  # (n, d, width)
-        # one (n d, width) @ (width, D) product: a batched 3-D @ 2-D matmul may run as
-        # bmm over an expanded weight in the backward pass, several times slower
-        jac = (scaled.reshape(-1, scaled.shape[-1]) @ linear.weight).view(
-            scaled.shape[0], scaled.shape[1], -1
-        )
-    return jac
+    acts = tuple(layers[1::2])
+    if not acts:
+        return linears[0].weight.expand(len(rows), -1, -1)
+    picked = [h[rows] for h in hidden]
+    if all(_has_closed_form(act) for act in acts):
+        weights = [linear.weight for linear in linears]
+        return _MLPChainJacobian.apply(acts, len(weights), *weights, *picked)
+    return _mlp_jacobian_autograd(layers, hidden, rows)
+
+
+def mlp_log_volume(
+    layers: Sequence[nn.Module], hidden: Sequence[torch.Tensor], rows: torch.Tensor
+) -> torch.Tensor:
+    """``log J_f`` of an MLP at the inputs ``rows``, as ``log_volume(mlp_jacobian(...))``.
+
+    When the representation is narrower than the input and the activations
+    have closed-form derivatives, the chain and the log-volume are one
+    autograd node (:class:`_MLPChainLogVolume`); otherwise the two steps.
+    """
+    linears = layers[0::2]
+    acts = tuple(layers[1::2])
+    d, big_d = linears[-1].weight.shape[0], linears[0].weight.shape[1]
+    if acts and d < big_d and all(_has_closed_form(act) for act in acts):
+        weights = [linear.weight for linear in linears]
+        picked = [h[rows] for h in hidden]
+        return _MLPChainLogVolume.apply(acts, len(weights), *weights, *picked)
+    return log_volume(mlp_jacobian(layers, hidden, rows))
 
 
 def mlp_supports(layers: Sequence[nn.Module]) -> bool:
@@ -259,8 +449,9 @@ class MLPChain(nn.Module):
         return mlp_jacobian(list(self.layers), hidden, torch.arange(len(x), device=x.device))
 
     def log_jacobian(self, x: torch.Tensor) -> torch.Tensor:
-        """``log J_f(x)`` per row via the analytic chain."""
-        return log_volume(self.jacobian(x))
+        """``log J_f(x)`` per row via the analytic chain (:func:`mlp_log_volume`)."""
+        _, hidden = mlp_forward(list(self.layers), x)
+        return mlp_log_volume(list(self.layers), hidden, torch.arange(len(x), device=x.device))
 
 
 def mlp_layers(encoder: nn.Module, projection: nn.Linear) -> list[nn.Module] | None:
@@ -283,11 +474,13 @@ def mlp_layers(encoder: nn.Module, projection: nn.Linear) -> list[nn.Module] | N
 __all__ = [
     "MLPChain",
     "activation_derivative",
+    "activation_derivatives",
     "batched_jacobian",
     "log_jacobian",
     "log_volume",
     "mlp_forward",
     "mlp_jacobian",
+    "mlp_log_volume",
     "mlp_layers",
     "mlp_supports",
 ]
