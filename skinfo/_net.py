@@ -111,8 +111,10 @@ class SkinfoNet(NeuralNet):
         loss = terms["loss"]
         prefix = "train" if training else "valid"
         values = {name: float(value) for name, value in terms.items() if name != "loss"}
-        for name, value in values.items():
-            self.history.record_batch(f"{prefix}_{name}", value)
+        if values:  # what History.record_batch does per entry, with one history lookup
+            batch = self.history[-1]["batches"][-1]
+            for name, value in values.items():
+                batch[f"{prefix}_{name}"] = value
         if not bool(torch.isfinite(loss.detach()).all()):
             bad = [name for name, value in values.items() if not np.isfinite(value)]
             where = f"in the loss component(s) {bad}" if bad else "in the total loss"

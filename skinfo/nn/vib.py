@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -20,9 +21,10 @@ STD_SHIFT = 5.0
 def gaussian_kl_standard(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """Per-row ``KL(N(mean, diag std^2) || N(0, I))`` in nats (closed form).
 
-    ``0.5 * sum_i (mean_i^2 + std_i^2 - 2 log std_i - 1)``: the one place this
-    formula lives; the rate of :func:`sample_with_rate` and the mixture bound
-    :func:`gaussian_kl_to_mixture_bound` are built from it.
+    ``0.5 * sum_i (mean_i^2 + std_i^2 - 2 log std_i - 1)``. The mixture bound
+    :func:`gaussian_kl_to_mixture_bound` is built from it; the training rate of
+    :func:`sample_with_rate` evaluates the same formula inside its fused
+    autograd node (tested equal).
 
     Parameters
     ----------
@@ -42,12 +44,26 @@ def gaussian_kl_standard(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     return 0.5 * (u.sum(-1) - mean.shape[-1])
 
 
+@functools.lru_cache(maxsize=64)
+def _scalar(value: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A cached 0-dim tensor holding ``value`` (a broadcast operand, no allocation per call)."""
+    return torch.full((), value, dtype=dtype, device=device)
+
+
 class _SampleWithRate(torch.autograd.Function):
     """Reparametrized sample and mean closed-form rate of ``N(mean, softplus(rho - 5)^2)``.
 
     One autograd node with a hand-written backward instead of about fifteen
     elementwise nodes: the same values and gradients (checked against plain
     autograd by ``gradcheck`` in the tests), fewer per-operation overheads.
+    At these sizes the fixed cost of each tensor operation dominates (4-7
+    microseconds each inside a training step, about twice what a tight loop
+    measures: the rest of the step leaves the dispatch code cold), so both
+    passes use as few operations as the formulas allow, 9 forward and 7
+    backward: the rate is the sum of the elementwise terms
+    ``(0.5 (mean^2 + std^2 - 1) - log std) / B`` built with fused
+    multiply-adds (the row KLs averaged, up to float rounding), and the
+    backward adds the rate's gradient to the sample's in place.
     Differentiable once: the backward builds no graph, and
     :func:`skinfo.nn.first_order.first_order_only` makes a request for a
     second derivative (``create_graph=True``) raise a clear error.
@@ -59,22 +75,25 @@ class _SampleWithRate(torch.autograd.Function):
         t = rho - STD_SHIFT
         std = F.softplus(t)
         z = torch.addcmul(mean, std, eps)
-        rate = gaussian_kl_standard(mean, std).mean()
+        # KL(N(mean, std^2) || N(0, I)) summed over the row, averaged over the B rows:
+        # sum over all entries of s * [0.5 (mean^2 + std^2 - 1) - log std], s = 1 / B
+        s = 1.0 / mean.shape[0]
+        terms = torch.addcmul(_scalar(-0.5 * s, h.dtype, h.device), mean, mean, value=0.5 * s)
+        terms.addcmul_(std, std, value=0.5 * s).sub_(torch.log(std), alpha=s)
         ctx.save_for_backward(mean, t, std, eps)
-        return z, rate
+        return z, terms.sum()
 
     @staticmethod
     @first_order_only
     def backward(ctx, grad_z: torch.Tensor, grad_rate: torch.Tensor):
         mean, t, std, eps = ctx.saved_tensors
-        g = grad_rate / mean.shape[0]
-        grad_h = torch.empty(mean.shape[0], 2 * mean.shape[1], dtype=mean.dtype, device=mean.device)
-        grad_mean, grad_rho = grad_h.chunk(2, dim=-1)
-        torch.addcmul(grad_z, mean, g, out=grad_mean)  # d rate / d mean = mean
-        # d rate / d std = std - 1/std;  d std / d rho = sigmoid(rho - 5)
-        grad_std = (std - std.reciprocal()).mul_(g).addcmul_(grad_z, eps)
-        torch.mul(grad_std, torch.sigmoid(t), out=grad_rho)
-        return grad_h, None
+        s = 1.0 / mean.shape[0]
+        # d rate / d mean = s * mean;  d rate / d std = s * (std - 1/std);  d z / d std = eps
+        grad_mean = torch.addcmul(grad_z, mean, grad_rate, value=s)
+        grad_std = torch.mul(grad_z, eps).addcmul_(std, grad_rate, value=s)
+        grad_std.addcdiv_(grad_rate, std, value=-s)
+        # d std / d rho = sigmoid(rho - 5)
+        return torch.cat((grad_mean, grad_std.mul_(torch.sigmoid(t))), dim=-1), None
 
 
 def sample_with_rate(h: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
