@@ -10,12 +10,35 @@ from torch import nn
 
 from ._base import NeuralClassifier, check_head_lr, head_param_groups
 from .nn.gmm import ClassConditionalGMM, MASSNetwork
+from .nn.jacobian import mlp_layers
 from .objectives.mass import MASSLoss
 
 _OOD_SCORES = ("max_class_density", "marginal_density")
 _JACOBIAN = ("auto", "analytic", "autograd")
 #: ``head_lr=None`` trains the variational head ``q`` at this multiple of ``lr``.
 HEAD_LR_FACTOR = 30.0
+
+
+def _check_volume_rank(module: MASSNetwork, latent_dim: int, n_features: int) -> None:
+    """Refuse a representation whose narrowest layer makes ``log J_f = -inf`` everywhere.
+
+    ``Df`` has rank at most the width of the narrowest layer of ``f``; the
+    log-volume needs rank ``min(latent_dim, n_features)``.
+    """
+    need = min(latent_dim, n_features)
+    layers = mlp_layers(module.encoder, module.projection)
+    if layers is None:
+        widths = [module.projection.in_features]
+    else:
+        widths = [layer.out_features for layer in layers[0:-1:2]]
+    narrowest = min(widths, default=need)
+    if narrowest < need:
+        raise ValueError(
+            f"With beta > 0 every layer of the representation must be at least "
+            f"min(latent_dim, n_features) = {need} wide: the narrowest is {narrowest}, so "
+            f"f cannot have a {need}-dimensional volume and log J_f is -inf. Widen the "
+            "encoder (hidden_layer_sizes) or lower latent_dim."
+        )
 
 
 class MASSClassifier(NeuralClassifier):
@@ -221,7 +244,10 @@ random_state, verbose, callbacks, warm_start, on_nan, accelerator
             class_prior=self.class_prior_,
             min_scale=float(self.min_scale),
         )
-        return MASSNetwork(encoder, width, head, jacobian=self.jacobian)
+        module = MASSNetwork(encoder, width, head, jacobian=self.jacobian)
+        if self.beta > 0:
+            _check_volume_rank(module, int(self.latent_dim), X.shape[1])
+        return module
 
     def _build_criterion(self, X, y) -> nn.Module:
         frac = self.jacobian_fraction

@@ -358,9 +358,19 @@ def test_score_samples_is_max_class_log_density_of_the_representation(digits):
     np.testing.assert_allclose(clf.score_samples(X[:25]), log_marg, rtol=1e-4, atol=1e-4)
 
 
+def test_layer_narrower_than_the_representation_is_refused(digits):
+    """A bottleneck narrower than min(latent_dim, n_features) makes log J_f = -inf."""
+    X, y = digits
+    with pytest.raises(ValueError, match="narrowest is 8"):
+        MASSClassifier(hidden_layer_sizes=(32, 8), latent_dim=10, max_epochs=1).fit(X, y)
+    # fine: the volume is over min(latent_dim, n_features) = 3 dimensions, or beta = 0
+    MASSClassifier(hidden_layer_sizes=(8,), latent_dim=10, max_epochs=1).fit(X[:, :3], y)
+    MASSClassifier(beta=0.0, hidden_layer_sizes=(8,), latent_dim=10, max_epochs=1).fit(X, y)
+
+
 def test_head_learning_rate_is_a_separate_optimizer_group(digits):
     X, y = digits
-    clf = MASSClassifier(max_epochs=1, lr=2e-3, hidden_layer_sizes=(8,), random_state=0)
+    clf = MASSClassifier(max_epochs=1, lr=2e-3, hidden_layer_sizes=(16,), random_state=0)
     clf.fit(X[:100], y[:100])
     module = clf.net_.module_
     groups = clf.net_.optimizer_.param_groups
