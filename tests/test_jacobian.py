@@ -373,3 +373,27 @@ def test_gram_route_is_chosen_by_multiply_adds():
     assert _gram_is_cheaper(26 * 15, 400, 3072)
     assert not _gram_is_cheaper(26 * 10, 400, 3072)  # 2 w^2 D + 2 n d w^2 > 3 n d w D
     assert not _gram_is_cheaper(26 * 15, 400, 64)  # narrow input: never
+
+
+def test_gram_route_falls_back_to_the_direct_chain_when_ill_conditioned():
+    """float32: an ill-conditioned Df takes the direct route (same numbers), a benign one not."""
+    torch.manual_seed(6)
+    layers = [nn.Linear(40, 16), nn.Tanh(), nn.Linear(16, 3)]
+    x, rows = torch.randn(5, 40), torch.arange(5)
+
+    def both(scale):
+        with torch.no_grad():
+            layers[2].weight[0] *= scale  # condition number of Df about 1 / scale
+        out = []
+        for gram in (True, False):
+            _, hidden = mlp_forward(layers, x)
+            value = mlp_log_volume(layers, hidden, rows, gram=gram)
+            out.append((value, torch.autograd.grad(value.sum(), layers[0].weight)[0]))
+        return out
+
+    (gram_value, gram_grad), (direct_value, direct_grad) = both(1.0)
+    assert not torch.equal(gram_grad, direct_grad)  # two routes, equal up to rounding
+    torch.testing.assert_close(gram_value, direct_value, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gram_grad, direct_grad, rtol=1e-4, atol=1e-5)
+    (gram_value, gram_grad), (direct_value, direct_grad) = both(1e-3)
+    assert torch.equal(gram_value, direct_value) and torch.equal(gram_grad, direct_grad)

@@ -31,16 +31,17 @@ from torch.func import jacfwd, jacrev, vmap
 from .first_order import first_order_only
 
 
+def _log_diag(chol: torch.Tensor, info: torch.Tensor) -> torch.Tensor:
+    """``sum log diag(chol)`` per matrix, ``-inf`` where the Cholesky factorization failed."""
+    out = torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
+    return out.masked_fill_(info != 0, -torch.inf)
+
+
 def _wide_log_volume(jac: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``0.5 log det(J J^T)`` per row (input dtype) and the float64 Cholesky factor of ``J J^T``."""
     j64 = jac.to(torch.float64)
     chol, info = torch.linalg.cholesky_ex(j64 @ j64.transpose(-1, -2))
-    out = (
-        torch.log(torch.diagonal(chol, dim1=-2, dim2=-1))
-        .sum(-1)
-        .masked_fill_(info != 0, -torch.inf)
-    )
-    return out.to(jac.dtype), chol
+    return _log_diag(chol, info).to(jac.dtype), chol
 
 
 def _wide_log_volume_grad(
@@ -324,90 +325,98 @@ class _MLPChainJacobian(torch.autograd.Function):
         )
 
 
+#: The Gram route falls back to forming ``Df`` when a float32 Gram matrix
+#: ``C_1 (W_1 W_1^T) C_1^T`` is this ill-conditioned (estimated from its Cholesky
+#: diagonal): its rounding error grows with the square of the condition number
+#: of ``Df``, that of the float64 Gram matrix of a float32 ``Df`` with its first power.
+GRAM_MAX_CONDITION = 1e3
+
+
+def _gram_route(weights, c1):
+    """``0.5 log det(C_1 M C_1^T)`` with ``M = W_1 W_1^T``, and what its backward pass needs.
+
+    Returns the value, the Cholesky factor, ``C_1 M`` and whether the route is
+    accurate enough: float64, or a condition number of at most
+    :data:`GRAM_MAX_CONDITION`.
+    """
+    n, d, w = c1.shape
+    gram_w = weights[0] @ weights[0].T
+    c1_m = (c1.reshape(n * d, w) @ gram_w).view(n, d, w)
+    gram = c1_m.to(torch.float64) @ c1.to(torch.float64).transpose(-1, -2)
+    chol, info = torch.linalg.cholesky_ex(0.5 * (gram + gram.transpose(-1, -2)))
+    well_conditioned = c1.dtype == torch.float64 or bool(
+        (info == 0).all() and _condition_lower_bound(chol).max() <= GRAM_MAX_CONDITION
+    )
+    return _log_diag(chol, info), chol, c1_m, well_conditioned
+
+
+def _condition_lower_bound(chol: torch.Tensor) -> torch.Tensor:
+    """A lower bound on the condition number of ``L L^T`` per matrix: ``(max/min diag L)^2``."""
+    diag = torch.diagonal(chol, dim1=-2, dim2=-1)
+    return (diag.amax(-1) / diag.amin(-1)).square()
+
+
 class _MLPChainLogVolume(torch.autograd.Function):
     """``0.5 log det(Df Df^T)`` of the MLP chain (``d < D``) in one node.
 
-    :class:`_MLPChainJacobian` followed by the log-volume of
-    :func:`log_volume` (Gram matrix and Cholesky factor in float64, gradient
-    ``(Df Df^T)^-1 Df``), without the intermediate autograd node.
+    ``forward(acts, n_weights, gram, W_1, ..., W_L, h_1, ..., h_{L-1})``.
+
+    Direct route (``gram=False``): :class:`_MLPChainJacobian` followed by the
+    log-volume of :func:`log_volume` (Gram matrix and Cholesky factor in
+    float64, gradient ``(Df Df^T)^-1 Df``), without the intermediate
+    autograd node.
+
+    Gram route (``gram=True``): with ``Df = C_1 W_1`` (``C_1``, ``d x w`` per
+    row: the chain down to the first hidden layer) and ``M = W_1 W_1^T``
+    (``w x w``, once per batch), ``Df Df^T = C_1 M C_1^T``, so the
+    ``D``-wide product ``C_1 W_1`` of every row is never formed. For
+    ``L = 0.5 log det(C_1 M C_1^T)`` and ``S = (C_1 M C_1^T)^-1`` (times the
+    upstream gradient), ``dL/dC_1 = S C_1 M`` and
+    ``dL/dW_1 = (sum_n C_1^T S C_1) W_1``; the rest of the backward pass is
+    the direct route's. The first layer then costs ``2 w^2 D + 2 n d w^2``
+    multiply-adds instead of ``3 n d w D`` (:func:`_gram_is_cheaper`). In
+    float32 the rounding error of ``C_1 M C_1^T`` grows with the square of
+    the condition number of ``Df``: when the Cholesky factor shows a condition
+    number above :data:`GRAM_MAX_CONDITION`, the batch takes the direct route.
     """
 
     @staticmethod
-    def forward(ctx, acts, n_weights: int, *tensors: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, acts, n_weights: int, gram: bool, *tensors: torch.Tensor) -> torch.Tensor:
         weights, hidden = tensors[:n_weights], tensors[n_weights:]
-        jac, saved, ctx.second = _chain_forward(acts, weights, hidden)
-        out, chol = _wide_log_volume(jac)
-        ctx.n_weights = n_weights
-        ctx.save_for_backward(*weights, *(t for layer in saved for t in layer), jac, chol)
-        return out
-
-    @staticmethod
-    @first_order_only
-    def backward(ctx, grad: torch.Tensor):
-        jac, chol = ctx.saved_tensors[-2:]
-        weights, saved = _unpack(ctx, extra=2)
-        grad_jac = _wide_log_volume_grad(jac, chol, grad)
-        return (
-            None,
-            None,
-            *_chain_backward(weights, saved, ctx.second, grad_jac, ctx.needs_input_grad[2:]),
-        )
-
-
-class _MLPChainGramLogVolume(torch.autograd.Function):
-    """``0.5 log det(Df Df^T)`` of the MLP chain through the first layer's Gram matrix.
-
-    With ``Df = C_1 W_1`` (``C_1``: the chain down to the first hidden layer,
-    ``d x w`` per row) and ``M = W_1 W_1^T`` (``w x w``, once per batch),
-    ``Df Df^T = C_1 M C_1^T``: the ``D``-wide product ``C_1 W_1`` of every
-    row is never formed. For ``L = 0.5 log det(C_1 M C_1^T)`` and
-    ``S = (C_1 M C_1^T)^-1`` (times the upstream gradient),
-    ``dL/dC_1 = S C_1 M`` and ``dL/dW_1 = (sum_n C_1^T S C_1) W_1``; the rest
-    of the backward pass is that of :class:`_MLPChainLogVolume`. The first
-    layer then costs ``2 w^2 D + 2 n d w^2`` multiply-adds instead of
-    ``3 n d w D``: fewer when the input is wide and the ``n d`` rows of the
-    Jacobians outnumber about ``2 w / 3`` (:func:`_gram_is_cheaper`). The same
-    value and gradients up to rounding (tested against the direct chain and
-    finite differences).
-    """
-
-    @staticmethod
-    def forward(ctx, acts, n_weights: int, *tensors: torch.Tensor) -> torch.Tensor:
-        weights, hidden = tensors[:n_weights], tensors[n_weights:]
-        _, saved, ctx.second = _chain_forward(acts, weights, hidden, first_product=False)
-        c1 = saved[0][2]  # (n, d, w)
-        n, d, w = c1.shape
-        gram_w = weights[0] @ weights[0].T  # M = W_1 W_1^T
-        c1_m = (c1.reshape(n * d, w) @ gram_w).view(n, d, w)
-        gram = c1_m.to(torch.float64) @ c1.to(torch.float64).transpose(-1, -2)
-        gram = 0.5 * (gram + gram.transpose(-1, -2))
-        chol, info = torch.linalg.cholesky_ex(gram)
-        out = torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
-        out = out.masked_fill_(info != 0, -torch.inf).to(c1.dtype)
-        ctx.n_weights = n_weights
-        ctx.save_for_backward(*weights, *(t for layer in saved for t in layer), c1_m, chol)
-        return out
-
-    @staticmethod
-    @first_order_only
-    def backward(ctx, grad: torch.Tensor):
-        c1_m, chol = ctx.saved_tensors[-2:]
-        weights, saved = _unpack(ctx, extra=2)
+        jac, saved, ctx.second = _chain_forward(acts, weights, hidden, first_product=not gram)
         c1 = saved[0][2]
-        n, d, w = c1.shape
-        inv = torch.cholesky_inverse(chol) * grad.to(torch.float64)[:, None, None]
-        inv = inv.to(c1.dtype)  # S
-        grad_c1 = inv @ c1_m  # S C_1 M
-        needs = ctx.needs_input_grad[2:]
-        grad_w1 = None
-        if needs[0]:
-            sum_csc = c1.reshape(n * d, w).T @ (inv @ c1).reshape(n * d, w)
-            grad_w1 = sum_csc @ weights[0]
-        return (
-            None,
-            None,
-            *_chain_backward_from(weights, saved, ctx.second, grad_w1, grad_c1, needs),
-        )
+        if gram:
+            out, chol, c1_m, gram = _gram_route(weights, c1)
+            if not gram:  # too ill-conditioned for float32: form Df after all
+                jac = (c1.reshape(-1, c1.shape[-1]) @ weights[0]).view(*c1.shape[:2], -1)
+        if not gram:
+            out, chol = _wide_log_volume(jac)
+        ctx.n_weights, ctx.gram = n_weights, gram
+        extra = c1_m if gram else jac
+        ctx.save_for_backward(*weights, *(t for layer in saved for t in layer), extra, chol)
+        return out.to(c1.dtype)
+
+    @staticmethod
+    @first_order_only
+    def backward(ctx, grad: torch.Tensor):
+        extra, chol = ctx.saved_tensors[-2:]
+        weights, saved = _unpack(ctx, extra=2)
+        needs = ctx.needs_input_grad[3:]
+        if not ctx.gram:
+            grad_jac = _wide_log_volume_grad(extra, chol, grad)
+            grads = _chain_backward(weights, saved, ctx.second, grad_jac, needs)
+        else:
+            c1 = saved[0][2]
+            n, d, w = c1.shape
+            inv = torch.cholesky_inverse(chol) * grad.to(torch.float64)[:, None, None]
+            inv = inv.to(c1.dtype)  # S
+            grad_w1 = None
+            if needs[0]:
+                sum_csc = c1.reshape(n * d, w).T @ (inv @ c1).reshape(n * d, w)
+                grad_w1 = sum_csc @ weights[0]
+            grad_c1 = inv @ extra  # S C_1 M
+            grads = _chain_backward_from(weights, saved, ctx.second, grad_w1, grad_c1, needs)
+        return (None, None, None, *grads)
 
 
 def _gram_is_cheaper(rows: int, width: int, n_features: int) -> bool:
@@ -476,11 +485,11 @@ def mlp_log_volume(
 
     When the representation is narrower than the input and the activations
     have closed-form derivatives, the chain and the log-volume are one
-    autograd node with a written-out backward pass; otherwise the two steps.
-    That node forms ``Df`` (:class:`_MLPChainLogVolume`) or, for wide inputs,
-    only ``Df Df^T`` through the first layer's Gram matrix
-    (:class:`_MLPChainGramLogVolume`): ``gram=None`` picks the route with
-    fewer multiply-adds (:func:`_gram_is_cheaper`), ``True``/``False`` force it.
+    autograd node with a written-out backward pass (:class:`_MLPChainLogVolume`);
+    otherwise the two steps. That node forms ``Df``, or for wide inputs only
+    ``Df Df^T`` through the first layer's Gram matrix: ``gram=None`` picks
+    the route with fewer multiply-adds (:func:`_gram_is_cheaper`),
+    ``True``/``False`` ask for one.
 
     Examples
     --------
@@ -502,8 +511,7 @@ def mlp_log_volume(
         picked = [h[rows] for h in hidden]
         if gram is None:
             gram = _gram_is_cheaper(len(rows) * d, weights[0].shape[0], big_d)
-        node = _MLPChainGramLogVolume if gram else _MLPChainLogVolume
-        return node.apply(acts, len(weights), *weights, *picked)
+        return _MLPChainLogVolume.apply(acts, len(weights), gram, *weights, *picked)
     return log_volume(mlp_jacobian(layers, hidden, rows))
 
 
