@@ -78,7 +78,9 @@ class MASSClassifier(NeuralClassifier):
         ``1 / n_classes`` (the paper).
     jacobian : {'auto', 'analytic', 'autograd'}, default='auto'
         ``'analytic'``: the chain ``W_L diag(act'(h_{L-1})) ... W_1`` of an MLP
-        encoder, reusing the forward pass (fast); ``'autograd'``:
+        encoder, reusing the forward pass (fast; for wide inputs, when it takes
+        fewer multiply-adds, only ``Df Df^T = C (W_1 W_1^T) C^T`` is formed,
+        see :func:`skinfo.nn.jacobian.mlp_log_volume`); ``'autograd'``:
         ``torch.func`` ``vmap(jacrev)`` for any encoder (CNNs; batch norm uses
         its running statistics for the Jacobian); ``'auto'``: analytic when the
         encoder is an MLP. Both give the exact Jacobian.
