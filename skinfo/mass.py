@@ -23,7 +23,9 @@ def _check_volume_rank(module: MASSNetwork, latent_dim: int, n_features: int) ->
     """Refuse a representation whose narrowest layer makes ``log J_f = -inf`` everywhere.
 
     ``Df`` has rank at most the width of the narrowest layer of ``f``; the
-    log-volume needs rank ``min(latent_dim, n_features)``.
+    log-volume needs rank ``min(latent_dim, n_features)``. Every layer of an
+    MLP encoder is checked; of any other encoder only its output width (a
+    narrower layer inside it shows as a ``-inf`` or very negative ``log J``).
     """
     need = min(latent_dim, n_features)
     layers = mlp_layers(module.encoder, module.projection)
@@ -70,7 +72,11 @@ class MASSClassifier(NeuralClassifier):
         cross-entropy of the Gaussian-mixture head only, at SoftmaxCE's cost
         (no Jacobian is computed).
     latent_dim : int, default=10
-        Width ``d`` of the representation (the paper: 10 or 15).
+        Width ``d`` of the representation (the paper: 10 or 15). With
+        ``beta > 0`` every layer of the encoder must be at least
+        ``min(latent_dim, n_features)`` wide (else ``f`` has no
+        ``d``-dimensional volume, ``log J_f = -inf``, and ``fit`` raises a
+        ``ValueError``).
     n_components : int, default=10
         Gaussians per class in ``q(z | y)`` (the paper: 10).
     jacobian_fraction : float in (0, 1] or None, default=None
@@ -238,17 +244,18 @@ random_state, verbose, callbacks, warm_start, on_nan, accelerator
     def _build_module(self, X, y) -> nn.Module:
         encoder, width = self._make_encoder(X.shape[1])
         counts = np.bincount(y, minlength=len(self.classes_)).astype(np.float64)
-        self.class_prior_ = counts / counts.sum()
+        prior = counts / counts.sum()
         head = ClassConditionalGMM(
             int(self.latent_dim),
             len(self.classes_),
             int(self.n_components),
-            class_prior=self.class_prior_,
+            class_prior=prior,
             min_scale=float(self.min_scale),
         )
         module = MASSNetwork(encoder, width, head, jacobian=self.jacobian)
         if self.beta > 0:
             _check_volume_rank(module, int(self.latent_dim), X.shape[1])
+        self.class_prior_ = prior
         return module
 
     def _build_criterion(self, X, y) -> nn.Module:

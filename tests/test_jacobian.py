@@ -1,5 +1,6 @@
 """Batched Jacobian log-determinants against brute force, closed forms and finite differences."""
 
+import copy
 import math
 
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from skinfo.nn import jacobian as jacobian_module
 from skinfo.nn.encoders import MLP
 from skinfo.nn.gmm import ClassConditionalGMM, MASSNetwork
 from skinfo.nn.jacobian import (
@@ -327,19 +329,40 @@ class _GramLogVolume(nn.Module):
         return mlp_log_volume(layers, hidden, torch.arange(len(x)), gram=self.gram)
 
 
+@pytest.fixture
+def gram_calls(monkeypatch):
+    """Count the batches that take the Gram route (and keep it)."""
+    calls = []
+    route = jacobian_module._gram_route
+
+    def spy(weights, c1):
+        result = route(weights, c1)
+        calls.append(result[-1])
+        return result
+
+    monkeypatch.setattr(jacobian_module, "_gram_route", spy)
+    return calls
+
+
 @pytest.mark.parametrize("in_dim,hidden,out_dim", [s for s in SHAPES if s[2] < s[0]])
 @pytest.mark.parametrize("activation", ["elu", "tanh"])
-def test_gram_route_matches_brute_force(in_dim, hidden, out_dim, activation):
+def test_gram_route_matches_brute_force(in_dim, hidden, out_dim, activation, gram_calls):
     """``Df Df^T = C_1 (W_1 W_1^T) C_1^T`` gives the brute-force log-volume (float64)."""
     net = _random_mlp(in_dim, hidden, out_dim, activation)
     x = torch.randn(6, in_dim, dtype=torch.float64)
     got = _GramLogVolume(net, gram=True)(x).detach().numpy()
-    np.testing.assert_allclose(got, _brute_force_log_volume(net, x), rtol=0, atol=1e-5)
+    assert gram_calls == [True]
+    np.testing.assert_allclose(got, _brute_force_log_volume(net, x), rtol=0, atol=1e-8)
+    direct = _GramLogVolume(net, gram=False)(x).detach().numpy()
+    np.testing.assert_allclose(got, direct, rtol=0, atol=1e-10)
+    assert gram_calls == [True]  # the direct route does not go through it
 
 
 @pytest.mark.parametrize("activation", ["elu", "leaky_relu", "tanh", "softplus"])
-@pytest.mark.parametrize("hidden", [(9,), (9, 6)])
-def test_gram_route_gradients_match_direct_chain_and_finite_differences(activation, hidden):
+@pytest.mark.parametrize("hidden", [(9,), (9, 6), (9, 7, 6)])
+def test_gram_route_gradients_match_direct_chain_and_finite_differences(
+    activation, hidden, gram_calls
+):
     """The Gram route's written-out backward: gradcheck, and equal to the direct chain's."""
     chain = _random_mlp(12, hidden, 3, activation, seed=5)
     params = dict(_GramLogVolume(chain, True).named_parameters())
@@ -359,6 +382,7 @@ def test_gram_route_gradients_match_direct_chain_and_finite_differences(activati
     x = torch.randn(4, 12, dtype=torch.float64, requires_grad=not linear)
     values = tuple(params[name].detach().clone().requires_grad_(True) for name in names)
     assert torch.autograd.gradcheck(fn(True), (x, *values))
+    assert gram_calls and all(gram_calls)
     weights = torch.randn(4, dtype=torch.float64)
     grads = [
         torch.autograd.grad((fn(gram)(x, *values) * weights).sum(), values)
@@ -366,34 +390,72 @@ def test_gram_route_gradients_match_direct_chain_and_finite_differences(activati
     ]
     for got, expected in zip(*grads, strict=True):
         torch.testing.assert_close(got, expected, atol=1e-10, rtol=1e-8)
+    # a frozen first layer: no gradient for W_1, the same gradients for the rest
+    frozen = (values[0].detach(), *values[1:])
+    got = torch.autograd.grad((fn(True)(x, *frozen) * weights).sum(), frozen[1:])
+    for g, expected in zip(got, grads[1][1:], strict=True):
+        torch.testing.assert_close(g, expected, atol=1e-10, rtol=1e-8)
 
 
-def test_gram_route_is_chosen_by_multiply_adds():
+def test_gram_route_is_chosen_by_multiply_adds(gram_calls):
     """26 rows of d = 15 Jacobians, first layer 400 wide: the Gram route pays at 3072 inputs."""
     assert _gram_is_cheaper(26 * 15, 400, 3072)
     assert not _gram_is_cheaper(26 * 10, 400, 3072)  # 2 w^2 D + 2 n d w^2 > 3 n d w D
     assert not _gram_is_cheaper(26 * 15, 400, 64)  # narrow input: never
+    # the MASS network asks for no route: 4 rows x d = 8 through a 20-wide layer from
+    # 200 inputs take the Gram route, 1 row the direct one
+    torch.manual_seed(0)
+    net = MASSNetwork(MLP(200, (20,)), 20, ClassConditionalGMM(8, 2, 2))
+    x = torch.randn(6, 200)
+    net.log_jacobian(x, torch.arange(4))
+    assert gram_calls == [True]
+    net.log_jacobian(x, torch.arange(1))
+    assert gram_calls == [True]
 
 
-def test_gram_route_falls_back_to_the_direct_chain_when_ill_conditioned():
-    """float32: an ill-conditioned Df takes the direct route (same numbers), a benign one not."""
-    torch.manual_seed(6)
-    layers = [nn.Linear(40, 16), nn.Tanh(), nn.Linear(16, 3)]
-    x, rows = torch.randn(5, 40), torch.arange(5)
+def _misaligned_mlp(condition, seed=2):
+    """float32 MLP whose output rows lie along the smallest singular directions of ``W_1``.
 
-    def both(scale):
-        with torch.no_grad():
-            layers[2].weight[0] *= scale  # condition number of Df about 1 / scale
-        out = []
-        for gram in (True, False):
+    ``Df`` is well conditioned, but ``C_1 (W_1 W_1^T) C_1^T`` is a small difference
+    of large float32 terms when ``W_1`` is ill-conditioned.
+    """
+    torch.manual_seed(seed)
+    layers = [nn.Linear(400, 64), nn.Tanh(), nn.Linear(64, 3)]
+    with torch.no_grad():
+        u, _, vh = torch.linalg.svd(torch.randn(64, 400), full_matrices=False)
+        spectrum = torch.logspace(0, -math.log10(condition), 64)
+        layers[0].weight.copy_(u @ torch.diag(spectrum) @ vh)
+        layers[0].bias.zero_()
+        layers[2].weight.copy_(torch.randn(3, 3) @ u[:, -3:].T + 1e-3 * torch.randn(3, 64))
+    return layers
+
+
+@pytest.mark.parametrize("condition", [1.0, 1e3])
+def test_gram_route_falls_back_to_the_direct_chain_when_rounding_would_show(condition, gram_calls):
+    """float32: the Gram route is kept where it is accurate, else the batch forms Df."""
+    layers = _misaligned_mlp(condition)
+    x, rows = 0.01 * torch.randn(8, 400), torch.arange(8)
+    reference = copy.deepcopy(layers)
+    for layer in reference:
+        layer.double()
+    _, hidden = mlp_forward(reference, x.double())
+    expected = mlp_log_volume(reference, hidden, rows, gram=False)
+    (expected_grad,) = torch.autograd.grad(expected.sum(), reference[2].weight)
+    values = {}
+    for gram in (True, False):
+        _, hidden = mlp_forward(layers, x)
+        value = mlp_log_volume(layers, hidden, rows, gram=gram)
+        values[gram] = value, torch.autograd.grad(value.sum(), layers[2].weight)[0]
+    assert gram_calls == [condition == 1.0]  # kept when benign, refused when not
+    for value, grad in values.values():
+        torch.testing.assert_close(value.double(), expected, rtol=0, atol=1e-4)
+        torch.testing.assert_close(grad.double(), expected_grad, rtol=1e-3, atol=1e-4)
+    if condition != 1.0:  # the fallback computes exactly what the direct route does
+        assert torch.equal(values[True][1], values[False][1])
+    # what the fallback avoids: the Gram route forced through is visibly off
+    if condition != 1.0:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(jacobian_module, "GRAM_MAX_ERROR", float("inf"))
             _, hidden = mlp_forward(layers, x)
-            value = mlp_log_volume(layers, hidden, rows, gram=gram)
-            out.append((value, torch.autograd.grad(value.sum(), layers[0].weight)[0]))
-        return out
-
-    (gram_value, gram_grad), (direct_value, direct_grad) = both(1.0)
-    assert not torch.equal(gram_grad, direct_grad)  # two routes, equal up to rounding
-    torch.testing.assert_close(gram_value, direct_value, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(gram_grad, direct_grad, rtol=1e-4, atol=1e-5)
-    (gram_value, gram_grad), (direct_value, direct_grad) = both(1e-3)
-    assert torch.equal(gram_value, direct_value) and torch.equal(gram_grad, direct_grad)
+            forced = mlp_log_volume(layers, hidden, rows, gram=True)
+        assert float((forced.double() - expected).detach().abs().max()) > 1e-4

@@ -325,35 +325,47 @@ class _MLPChainJacobian(torch.autograd.Function):
         )
 
 
-#: The Gram route falls back to forming ``Df`` when a float32 Gram matrix
-#: ``C_1 (W_1 W_1^T) C_1^T`` is this ill-conditioned (estimated from its Cholesky
-#: diagonal): its rounding error grows with the square of the condition number
-#: of ``Df``, that of the float64 Gram matrix of a float32 ``Df`` with its first power.
-GRAM_MAX_CONDITION = 1e3
+#: The Gram route falls back to forming ``Df`` when the estimated rounding error of a
+#: float32 ``log det(C_1 (W_1 W_1^T) C_1^T)`` (:func:`_gram_rounding_error`) exceeds this.
+GRAM_MAX_ERROR = 1e-3
 
 
 def _gram_route(weights, c1):
     """``0.5 log det(C_1 M C_1^T)`` with ``M = W_1 W_1^T``, and what its backward pass needs.
 
     Returns the value, the Cholesky factor, ``C_1 M`` and whether the route is
-    accurate enough: float64, or a condition number of at most
-    :data:`GRAM_MAX_CONDITION`.
+    accurate enough: float64, or an estimated rounding error of at most
+    :data:`GRAM_MAX_ERROR`.
     """
     n, d, w = c1.shape
     gram_w = weights[0] @ weights[0].T
     c1_m = (c1.reshape(n * d, w) @ gram_w).view(n, d, w)
     gram = c1_m.to(torch.float64) @ c1.to(torch.float64).transpose(-1, -2)
     chol, info = torch.linalg.cholesky_ex(0.5 * (gram + gram.transpose(-1, -2)))
-    well_conditioned = c1.dtype == torch.float64 or bool(
-        (info == 0).all() and _condition_lower_bound(chol).max() <= GRAM_MAX_CONDITION
+    accurate = c1.dtype == torch.float64 or (
+        _gram_rounding_error(c1, gram_w, chol, info) <= GRAM_MAX_ERROR
     )
-    return _log_diag(chol, info), chol, c1_m, well_conditioned
+    return _log_diag(chol, info), chol, c1_m, accurate
 
 
-def _condition_lower_bound(chol: torch.Tensor) -> torch.Tensor:
-    """A lower bound on the condition number of ``L L^T`` per matrix: ``(max/min diag L)^2``."""
-    diag = torch.diagonal(chol, dim1=-2, dim2=-1)
-    return (diag.amax(-1) / diag.amin(-1)).square()
+def _gram_rounding_error(
+    c1: torch.Tensor, gram_w: torch.Tensor, chol: torch.Tensor, info: torch.Tensor
+) -> float:
+    """An estimate (from above) of the rounding error of ``log det(C M C^T)`` in ``c1``'s dtype.
+
+    Rounding ``C M`` and ``M`` perturbs ``G = C M C^T`` by about
+    ``eps |C|_F^2 |M|``, and ``log det G`` by at most ``|G^-1|_F`` times that:
+    ``eps |C|_F^2 |M|_inf |G^-1|_F``, the largest over the rows (``inf`` if a
+    Cholesky factorization failed). Large when ``Df`` is ill-conditioned, and
+    also when ``C`` lies along the small singular directions of ``W_1`` (then
+    ``C M C^T`` is a small difference of large terms).
+    """
+    if bool((info != 0).any()):
+        return float("inf")
+    inv_norm = torch.linalg.matrix_norm(torch.cholesky_inverse(chol))
+    c_norm = c1.to(torch.float64).square().sum((1, 2))
+    m_norm = gram_w.abs().sum(1).max().to(torch.float64)  # |M|_inf >= |M|_2 (M symmetric)
+    return float((torch.finfo(c1.dtype).eps * m_norm * c_norm * inv_norm).max())
 
 
 class _MLPChainLogVolume(torch.autograd.Function):
@@ -375,9 +387,11 @@ class _MLPChainLogVolume(torch.autograd.Function):
     ``dL/dW_1 = (sum_n C_1^T S C_1) W_1``; the rest of the backward pass is
     the direct route's. The first layer then costs ``2 w^2 D + 2 n d w^2``
     multiply-adds instead of ``3 n d w D`` (:func:`_gram_is_cheaper`). In
-    float32 the rounding error of ``C_1 M C_1^T`` grows with the square of
-    the condition number of ``Df``: when the Cholesky factor shows a condition
-    number above :data:`GRAM_MAX_CONDITION`, the batch takes the direct route.
+    float32 ``C_1 M C_1^T`` can lose more to rounding than the float64 Gram
+    matrix of a float32 ``Df`` (its error grows with ``|C_1|^2 |M| / lambda_min``,
+    that of the direct route with ``|Df| / sigma_min``): when the estimate of
+    :func:`_gram_rounding_error` exceeds :data:`GRAM_MAX_ERROR`, the batch
+    takes the direct route.
     """
 
     @staticmethod
