@@ -9,7 +9,11 @@ MASS with the exact Jacobian term on the default 1/K subsample, computed
 * with a per-output autograd loop (``d`` calls of ``torch.autograd.grad`` with
   ``create_graph=True``; how reference code computes it),
 
-and for MASS with ``beta=0``. Inputs of 64 (digits) and 3072 (CIFAR-sized,
+and for MASS with ``beta=0``; then SoftmaxCE and MASS (analytic) with the
+criterion through ``torch.compile``, as ``compile=True`` trains (the compiled
+MASS step over the compiled and over the eager SoftmaxCE step, and the
+seconds of the first, compiling step; ``--no-compile`` skips them). Inputs
+of 64 (digits) and 3072 (CIFAR-sized,
 random data) features; representation widths ``d`` of 10 (the default) and 15
 (the paper's SmallMLP runs). Timings are medians over interleaved repeats in one
 process, by default of the thread's CPU time (``--clock wall`` for wall time);
@@ -32,6 +36,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
+import time
 
 import numpy as np
 import torch
@@ -93,9 +98,18 @@ def _step_fn(module, criterion, X, y):
 
 
 def speed(
-    n_features: int, repeats: int, latent_dim: int = 10, clock: str = "cpu"
+    n_features: int,
+    repeats: int,
+    latent_dim: int = 10,
+    clock: str = "cpu",
+    compile_too: bool = True,
 ) -> dict[str, float]:
-    """Median step time (seconds) of each variant for ``n_features`` inputs."""
+    """Median step time (seconds) of each variant for ``n_features`` inputs.
+
+    With ``compile_too``, also SoftmaxCE and MASS (analytic) with their
+    criterion through ``torch.compile``, as the estimators' ``compile=True``
+    trains (``compile_seconds_mass``: the first, compiling step).
+    """
     gen = torch.Generator().manual_seed(0)
     X = torch.randn(BATCH, n_features, generator=gen)
     y = torch.randint(0, N_CLASSES, (BATCH,), generator=gen)
@@ -120,9 +134,24 @@ def speed(
         "mass_torch_func": mass("autograd"),
         "mass_autograd_loop": mass("autograd", loss_class=LoopJacobianLoss),
     }
-    for fn in funcs.values():  # warm-up
+    if compile_too:
+        torch.manual_seed(0)
+        softmax_net_c = SoftmaxNetwork(MLP(n_features, (400, 200)), torch.nn.Linear(200, N_CLASSES))
+        head = ClassConditionalGMM(latent_dim, N_CLASSES, 10)
+        net = MASSNetwork(MLP(n_features, (400, 200)), 200, head, jacobian="analytic")
+        funcs["softmax_ce_compiled"] = _step_fn(softmax_net_c, torch.compile(softmax_ce), X, y)
+        funcs["mass_analytic_compiled"] = _step_fn(
+            net, torch.compile(MASSLoss(beta=1e-3, jacobian_fraction=frac)), X, y
+        )
+    compile_seconds = {}
+    for name, fn in funcs.items():  # warm-up (and compilation)
+        start = time.perf_counter()
         fn()
-    return interleaved_medians(funcs, repeats, clock=clock)
+        compile_seconds[name] = time.perf_counter() - start
+    times = interleaved_medians(funcs, repeats, clock=clock)
+    if compile_too:
+        times["compile_seconds_mass"] = compile_seconds["mass_analytic_compiled"]
+    return times
 
 
 def quality(seeds: list[int], max_epochs: int) -> list[dict]:
@@ -192,6 +221,9 @@ def main(argv: list[str] | None = None) -> None:
         default="cpu",
         help="time steps by this thread's CPU time (steady on a shared machine) or wall time",
     )
+    parser.add_argument(
+        "--no-compile", action="store_true", help="skip the torch.compile (compile=True) column"
+    )
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-quality", action="store_true")
     args = parser.parse_args(argv)
@@ -204,21 +236,25 @@ def main(argv: list[str] | None = None) -> None:
     if not args.skip_speed:
         speed_rows = []
         for latent_dim, n_features in itertools.product(args.latent_dims, (64, 3072)):
-            times = speed(n_features, repeats, latent_dim, args.clock)
+            times = speed(n_features, repeats, latent_dim, args.clock, not args.no_compile)
             base = times["softmax_ce"]
             data[f"speed_{n_features}_d{latent_dim}"] = times
-            speed_rows.append(
-                [
-                    n_features,
-                    latent_dim,
-                    f"{1e3 * base:.2f}",
-                    times["mass_beta0"] / base,
-                    times["mass_analytic"] / base,
-                    times["mass_torch_func"] / base,
-                    times["mass_autograd_loop"] / base,
-                    times["mass_autograd_loop"] / times["mass_analytic"],
-                ]
-            )
+            row = [
+                n_features,
+                latent_dim,
+                f"{1e3 * base:.2f}",
+                times["mass_beta0"] / base,
+                times["mass_analytic"] / base,
+                times["mass_torch_func"] / base,
+                times["mass_autograd_loop"] / base,
+                times["mass_autograd_loop"] / times["mass_analytic"],
+            ]
+            if not args.no_compile:
+                compiled = times["mass_analytic_compiled"]
+                row.append(f"{compiled / times['softmax_ce_compiled']:.3f}")
+                row.append(compiled / base)
+                row.append(f"{times['compile_seconds_mass']:.0f}")
+            speed_rows.append(row)
         header = [
             "D",
             "d",
@@ -229,6 +265,12 @@ def main(argv: list[str] | None = None) -> None:
             "MASS autograd loop",
             "loop / analytic",
         ]
+        if not args.no_compile:
+            header += [
+                "MASS compile=True / SoftmaxCE compile=True",
+                "MASS compile=True / SoftmaxCE",
+                "compiling step (s)",
+            ]
         markdown += [
             f"\n### Training-step time / SoftmaxCE step (batch {BATCH}, SmallMLP, "
             f"Jacobian on {math.ceil(BATCH / N_CLASSES)} rows; median of {repeats}, "

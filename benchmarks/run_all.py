@@ -2,12 +2,12 @@
 
 Runs, each in its own process, in this order: the quality benchmark on digits
 and on MNIST-5k (:mod:`benchmarks.quality`), the speed benchmark, the
-per-method scripts (``ova_defaults``, ``mass``, ``vib``, ``ibinn``, ``approx_mass``) and the
-confidence landscapes. Each writes ``benchmarks/results/<name>.md`` / ``.json``
-(and PNGs); this script adds ``results/bench_times.md`` (wall time of each
-piece, the date and the machine) and, unless ``--quick`` or ``--no-publish``
-is given, copies every result file into ``docs/results/``, which the
-documentation includes.
+per-method scripts (``ova_defaults``, ``mass``, ``vib``, ``ibinn``, ``approx_mass``), the
+``compile=True`` comparison (``compile``) and the confidence landscapes. Each
+writes ``benchmarks/results/<name>.md`` / ``.json`` (and PNGs); this script
+adds ``results/bench_times.md`` (wall time of each piece, the date and the
+machine) and, unless ``--quick`` or ``--no-publish`` is given, copies every
+result file into ``docs/results/``, which the documentation includes.
 
 Run: ``python -m benchmarks.run_all [--quick] [--only quality speed ...] [--no-publish]``.
 """
@@ -36,6 +36,7 @@ PIECES: list[tuple[str, str, list[str], bool]] = [
     ("VIB", "vib", [], True),
     ("IB-INN", "ibinn", [], True),
     ("approximate mass", "approx_mass", [], True),
+    ("compile=True", "compile", [], True),
     ("confidence landscapes", "landscapes", ["--readme"], False),
 ]
 

@@ -7,13 +7,15 @@ Two small additions to skorch, nothing else:
   data path), which removes most of skorch's overhead over a hand-written
   loop.
 * :class:`SkinfoNet` lets a criterion see the input batch and the module,
-  records every named loss component of every batch in the history, and stops
+  records every named loss component of every batch in the history, stops
   training with :class:`TrainingDivergedError` as soon as a loss becomes
-  NaN or infinite.
+  NaN or infinite, and can evaluate the training objective through
+  ``torch.compile`` (``compile_objective``).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
@@ -106,8 +108,52 @@ class SkinfoNet(NeuralNet):
             return
         super()._set_training(training)
 
+    #: Evaluate the training objective through ``torch.compile`` (set by the estimator).
+    compile_objective = False
+
+    def _objective(self, training: bool):
+        """The criterion to call: its ``torch.compile``-d version for training batches
+        when ``compile_objective`` is set, else the criterion itself.
+
+        The compiled callable is built on first use and rebuilt when the
+        criterion changes; it is not pickled (see :meth:`__getstate__`).
+        Validation batches and inference always run eagerly.
+        """
+        if not (training and self.compile_objective):
+            return self.criterion_
+        cached = self.__dict__.get("_compiled_objective")
+        if cached is None or cached[0] is not self.criterion_:
+            cached = (self.criterion_, torch.compile(self.criterion_))
+            self.__dict__["_compiled_objective"] = cached
+        return cached[1]
+
+    def _objective_terms(self, y_pred, y_true, X, training: bool) -> dict:
+        criterion = self._objective(training)
+        if criterion is self.criterion_:
+            return criterion(y_pred, y_true, X=X, module=self.module_)
+        try:
+            return criterion(y_pred, y_true, X=X, module=self.module_)
+        except Exception as error:  # noqa: BLE001 - a compiler failure: train eagerly
+            # an error of the objective itself raises here again, from the eager call
+            terms = self.criterion_(y_pred, y_true, X=X, module=self.module_)
+            self.compile_objective = False
+            self.__dict__.pop("_compiled_objective", None)
+            warnings.warn(
+                f"torch.compile of the training objective failed ({type(error).__name__}: "
+                f"{str(error).splitlines()[0] if str(error) else ''}); training continues "
+                "without compilation (compile=False).",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            return terms
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_compiled_objective", None)  # compiled code is rebuilt after loading
+        return state
+
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        terms = self.criterion_(y_pred, y_true, X=X, module=self.module_)
+        terms = self._objective_terms(y_pred, y_true, X, training)
         loss = terms["loss"]
         prefix = "train" if training else "valid"
         values = {name: float(value) for name, value in terms.items() if name != "loss"}

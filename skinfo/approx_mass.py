@@ -125,6 +125,9 @@ early_stopping, n_iter_no_change, device, random_state, verbose, callbacks, on_n
     activation = "relu"
     warm_start = False
     accelerator = None
+    # its objective differentiates a gradient of the flow (create_graph=True), which
+    # torch.compile's ahead-of-time autograd does not support
+    compile = False
 
     def __init__(
         self,

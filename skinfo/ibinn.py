@@ -103,7 +103,8 @@ class IBINNClassifier(NeuralClassifier):
         Must be ``None``: the network is the INN.
     hidden_layer_sizes, activation, input_shape, max_epochs, batch_size, lr, \
 optimizer, weight_decay, validation_fraction, early_stopping, n_iter_no_change, device, \
-random_state, verbose, callbacks, warm_start, on_nan, accelerator
+random_state, verbose, callbacks, warm_start, on_nan, accelerator, \
+compile
         Common parameters, see :ref:`common-parameters`
         (``hidden_layer_sizes`` / ``activation``: the coupling subnets).
         The defaults differ from the other estimators': ``lr=1e-2`` and
@@ -178,6 +179,7 @@ random_state, verbose, callbacks, warm_start, on_nan, accelerator
         warm_start=False,
         on_nan="raise",
         accelerator=None,
+        compile=False,
     ):
         self.beta = beta
         self.loss = loss
@@ -213,6 +215,7 @@ random_state, verbose, callbacks, warm_start, on_nan, accelerator
             warm_start=warm_start,
             on_nan=on_nan,
             accelerator=accelerator,
+            compile=compile,
         )
 
     # ------------------------------------------------------------ validation

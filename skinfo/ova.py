@@ -89,7 +89,8 @@ class OVAClassifier(NeuralClassifier):
         (0.94 vs 0.31 and 0.155 vs 0.049).
     encoder, hidden_layer_sizes, input_shape, max_epochs, batch_size, lr, \
 optimizer, weight_decay, validation_fraction, early_stopping, n_iter_no_change, device, \
-random_state, verbose, callbacks, warm_start, on_nan, accelerator
+random_state, verbose, callbacks, warm_start, on_nan, accelerator, \
+compile
         Common parameters, see :ref:`common-parameters`.
 
     Attributes
@@ -150,6 +151,7 @@ random_state, verbose, callbacks, warm_start, on_nan, accelerator
         warm_start=False,
         on_nan="raise",
         accelerator=None,
+        compile=False,
     ):
         self.logits = logits
         self.center_init = center_init
@@ -175,6 +177,7 @@ random_state, verbose, callbacks, warm_start, on_nan, accelerator
             warm_start=warm_start,
             on_nan=on_nan,
             accelerator=accelerator,
+            compile=compile,
         )
 
     def _validate_params_extra(self) -> None:

@@ -39,7 +39,8 @@ class SoftmaxClassifier(NeuralClassifier):
         history also records the unsmoothed cross-entropy as ``train_nll``.
     encoder, hidden_layer_sizes, activation, input_shape, max_epochs, batch_size, lr, \
 optimizer, weight_decay, validation_fraction, early_stopping, n_iter_no_change, device, \
-random_state, verbose, callbacks, warm_start, on_nan, accelerator
+random_state, verbose, callbacks, warm_start, on_nan, accelerator, \
+compile
         Common parameters, see :ref:`common-parameters`.
 
     Attributes
@@ -94,6 +95,7 @@ random_state, verbose, callbacks, warm_start, on_nan, accelerator
         warm_start=False,
         on_nan="raise",
         accelerator=None,
+        compile=False,
     ):
         self.ood_score = ood_score
         self.label_smoothing = label_smoothing
@@ -117,6 +119,7 @@ random_state, verbose, callbacks, warm_start, on_nan, accelerator
             warm_start=warm_start,
             on_nan=on_nan,
             accelerator=accelerator,
+            compile=compile,
         )
 
     def _validate_params_extra(self) -> None:

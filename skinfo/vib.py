@@ -107,7 +107,8 @@ default=None
         ``info_hyz`` per epoch (see :class:`InformationPlane`).
     encoder, hidden_layer_sizes, activation, input_shape, max_epochs, batch_size, lr, \
 optimizer, weight_decay, validation_fraction, early_stopping, n_iter_no_change, device, \
-random_state, verbose, callbacks, warm_start, on_nan, accelerator
+random_state, verbose, callbacks, warm_start, on_nan, accelerator, \
+compile
         Common parameters, see :ref:`common-parameters`.
 
     Attributes
@@ -174,6 +175,7 @@ random_state, verbose, callbacks, warm_start, on_nan, accelerator
         warm_start=False,
         on_nan="raise",
         accelerator=None,
+        compile=False,
     ):
         self.beta = beta
         self.regularizer = regularizer
@@ -201,6 +203,7 @@ random_state, verbose, callbacks, warm_start, on_nan, accelerator
             warm_start=warm_start,
             on_nan=on_nan,
             accelerator=accelerator,
+            compile=compile,
         )
 
     def _validate_params_extra(self) -> None:

@@ -57,3 +57,16 @@ def test_auto_device_picks_cuda(data):
     X, y = data
     est = fast_classifiers()[0].set_params(device="auto").fit(X, y)
     assert est.device_ == "cuda"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("est", fast_classifiers(), ids=lambda e: repr(e)[:50])
+def test_cuda_compiled_objective_trains_like_eager(est, data):
+    """compile=True on CUDA (Triton kernels): the same losses as eager CUDA training."""
+    X, y = data
+    eager = pickle.loads(pickle.dumps(est)).set_params(device="cuda").fit(X, y)
+    compiled = pickle.loads(pickle.dumps(est)).set_params(device="cuda", compile=True).fit(X, y)
+    assert "_compiled_objective" in compiled.net_.__dict__  # it did not fall back
+    np.testing.assert_allclose(
+        compiled.history_[:, "train_loss"], eager.history_[:, "train_loss"], rtol=1e-3, atol=1e-4
+    )
