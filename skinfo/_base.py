@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import fnmatch
 import functools
 import inspect
 import warnings
@@ -201,8 +202,11 @@ class NeuralEstimator(BaseEstimator):
         Deep-copied at every fit, so the parameter is never modified.
     warm_start : bool
         If True and the estimator is fitted, ``fit`` continues training the
-        fitted weights for ``max_epochs`` more epochs (same classes and
-        features required); otherwise every ``fit`` starts afresh.
+        fitted weights and optimizer state for ``max_epochs`` more epochs
+        (same classes and features required), with the current
+        ``max_epochs``, ``batch_size`` and learning rates (``lr`` and any
+        per-group rate such as ``head_lr``); otherwise every ``fit`` starts
+        afresh.
     on_nan : {'raise', 'restore'}
         What to do when a loss becomes NaN/inf: raise
         :class:`~skinfo.TrainingDivergedError` (naming the epoch and the loss
@@ -447,6 +451,9 @@ class NeuralEstimator(BaseEstimator):
                 # would re-initialize an initialized net)
                 net.iterator_train__seed = self._seed + previous_epochs
                 net.compile_objective = bool(self.compile)
+                # the current training settings, as a fresh fit would use them
+                net.max_epochs, net.batch_size = self.max_epochs, self.batch_size
+                self._sync_learning_rates(net)
             else:
                 split = None
                 if self.validation_fraction is not None:
@@ -476,6 +483,23 @@ class NeuralEstimator(BaseEstimator):
                 self.n_iter_ = len(self.history_)
             self._after_fit(X, y)
         return self
+
+    def _sync_learning_rates(self, net: SkinfoNet) -> None:
+        """Set the learning rate of every optimizer parameter group from ``lr`` and
+        :meth:`_param_groups` (for a warm start after ``set_params(lr=...)``), keeping
+        the optimizer's state.
+        """
+        patterns = self._param_groups()
+        names = {id(p): name for name, p in net.module_.named_parameters()}
+        for group in net.optimizer_.param_groups:
+            name = names.get(id(group["params"][0]), "")
+            rate = self.lr
+            for pattern, options in patterns:
+                if fnmatch.fnmatch(name, pattern):
+                    rate = options.get("lr", rate)
+                    break
+            group["lr"] = rate
+        net.lr = self.lr
 
     def _restore_best(self, error: TrainingDivergedError) -> bool:
         """Load the weights of the best finite epoch after a divergence; False if none."""

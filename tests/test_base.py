@@ -144,6 +144,23 @@ def test_warm_start_continues_training(blobs):
     assert len(cold.history_) == FAST["max_epochs"]
 
 
+def test_warm_start_uses_the_current_epochs_batch_size_and_learning_rates(blobs):
+    """set_params between warm fits takes effect, as in a fresh fit (optimizer state kept)."""
+    X, y = blobs
+    clf = OVAClassifier(warm_start=True, random_state=0, **FAST).fit(X, y)
+    assert len(clf.history_) == FAST["max_epochs"]
+    clf.set_params(max_epochs=2, batch_size=50, lr=1e-3).fit(X, y)
+    assert len(clf.history_) == FAST["max_epochs"] + 2
+    assert [len(row["batches"]) for row in clf.net_.history[-2:]] == [4, 4]  # 200 rows / 50
+    # the head's group follows head_lr=None (10 x lr), the encoder's follows lr
+    rates = sorted(group["lr"] for group in clf.net_.optimizer_.param_groups)
+    assert rates == pytest.approx([1e-3, 1e-2])
+    assert clf.net_.optimizer_.state  # Adam's moments survived
+    clf.set_params(head_lr=0.5).fit(X, y)
+    rates = sorted(group["lr"] for group in clf.net_.optimizer_.param_groups)
+    assert rates == pytest.approx([1e-3, 0.5])
+
+
 def test_keyboard_interrupt_keeps_usable_model(blobs):
     from skorch.callbacks import Callback
 
