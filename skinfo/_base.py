@@ -421,6 +421,7 @@ class NeuralEstimator(BaseEstimator):
             **extra,
         )
         net.compile_objective = bool(self.compile)
+        self._applied_rates = self._learning_rates()
         return net
 
     def _fit_tensors(self, X: np.ndarray, y: np.ndarray | None) -> NeuralEstimator:
@@ -453,7 +454,8 @@ class NeuralEstimator(BaseEstimator):
                 net.compile_objective = bool(self.compile)
                 # the current training settings, as a fresh fit would use them
                 net.max_epochs, net.batch_size = self.max_epochs, self.batch_size
-                self._sync_learning_rates(net)
+                if self._learning_rates() != getattr(self, "_applied_rates", None):
+                    self._sync_learning_rates(net)
             else:
                 split = None
                 if self.validation_fraction is not None:
@@ -484,10 +486,20 @@ class NeuralEstimator(BaseEstimator):
             self._after_fit(X, y)
         return self
 
+    def _learning_rates(self) -> tuple:
+        """``lr`` and the per-group rates of :meth:`_param_groups`, as set now."""
+        groups = tuple((pattern, options.get("lr")) for pattern, options in self._param_groups())
+        return (self.lr, groups)
+
     def _sync_learning_rates(self, net: SkinfoNet) -> None:
         """Set the learning rate of every optimizer parameter group from ``lr`` and
-        :meth:`_param_groups` (for a warm start after ``set_params(lr=...)``), keeping
-        the optimizer's state.
+        :meth:`_param_groups`, keeping the optimizer's state.
+
+        Called by a warm start when those rates were changed since the last fit
+        (``set_params(lr=...)``); otherwise the rates are left alone, so a
+        learning-rate schedule (e.g. skorch's ``LRScheduler``) goes on from
+        where it stopped. ``initial_lr``, where a scheduler stored it, is reset
+        too, so that a new schedule starts from the new rate.
         """
         patterns = self._param_groups()
         names = {id(p): name for name, p in net.module_.named_parameters()}
@@ -499,7 +511,10 @@ class NeuralEstimator(BaseEstimator):
                     rate = options.get("lr", rate)
                     break
             group["lr"] = rate
+            if "initial_lr" in group:
+                group["initial_lr"] = rate
         net.lr = self.lr
+        self._applied_rates = self._learning_rates()
 
     def _restore_best(self, error: TrainingDivergedError) -> bool:
         """Load the weights of the best finite epoch after a divergence; False if none."""

@@ -15,8 +15,9 @@ Two small additions to skorch, nothing else:
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -90,6 +91,45 @@ class TensorBatchIterator:
             yield self.X[rows], (None if self.y is None else self.y[rows])
 
 
+def compiled_objective(criterion: Callable) -> Callable:
+    """``criterion`` through ``torch.compile``, as ``compile=True`` trains it.
+
+    Called under :func:`_compile_settings`, so that a failure to compile
+    raises at the call. Data-dependent Python control flow in the objective
+    (e.g. the MASS Gram route's precision check) splits it into several
+    graphs, run in turn.
+    """
+    compiled = torch.compile(criterion)
+
+    def run(*args, **kwargs):
+        with _compile_settings():
+            return compiled(*args, **kwargs)
+
+    return run
+
+
+@contextlib.contextmanager
+def _compile_settings() -> Iterator[None]:
+    """torch.compile settings under which every failure surfaces at the compiled call.
+
+    * the backward graph compiled together with the forward one: a compiler
+      error raises at the call (where :class:`SkinfoNet` falls back to eager
+      training), not later inside ``loss.backward()``;
+    * Python floats of the objective (``beta``, ``jacobian_fraction``) are
+      constants of the graph: one graph per value, never symbolic floats;
+    * at most 64 graphs per objective class in a process (the shapes of the
+      full and the last batch, per configuration), and an error instead of
+      torch's silent switch to eager execution past that limit.
+    """
+    with (
+        torch._dynamo.config.patch(
+            automatic_dynamic_shapes=False, recompile_limit=64, fail_on_recompile_limit_hit=True
+        ),
+        torch._functorch.config.patch(force_non_lazy_backward_lowering=True),
+    ):
+        yield
+
+
 class SkinfoNet(NeuralNet):
     """skorch ``NeuralNet`` whose criterion returns named loss components.
 
@@ -123,7 +163,7 @@ class SkinfoNet(NeuralNet):
             return self.criterion_
         cached = self.__dict__.get("_compiled_objective")
         if cached is None or cached[0] is not self.criterion_:
-            cached = (self.criterion_, torch.compile(self.criterion_))
+            cached = (self.criterion_, compiled_objective(self.criterion_))
             self.__dict__["_compiled_objective"] = cached
         return cached[1]
 
@@ -138,10 +178,11 @@ class SkinfoNet(NeuralNet):
             terms = self.criterion_(y_pred, y_true, X=X, module=self.module_)
             self.compile_objective = False
             self.__dict__.pop("_compiled_objective", None)
+            lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+            summary = " ".join(lines[:2] if lines and lines[0].endswith(":") else lines[:1])
             warnings.warn(
                 f"torch.compile of the training objective failed ({type(error).__name__}: "
-                f"{str(error).splitlines()[0] if str(error) else ''}); training continues "
-                "without compilation (compile=False).",
+                f"{summary}); training continues without compilation (compile=False).",
                 RuntimeWarning,
                 stacklevel=4,
             )

@@ -153,12 +153,40 @@ def test_warm_start_uses_the_current_epochs_batch_size_and_learning_rates(blobs)
     assert len(clf.history_) == FAST["max_epochs"] + 2
     assert [len(row["batches"]) for row in clf.net_.history[-2:]] == [4, 4]  # 200 rows / 50
     # the head's group follows head_lr=None (10 x lr), the encoder's follows lr
-    rates = sorted(group["lr"] for group in clf.net_.optimizer_.param_groups)
-    assert rates == pytest.approx([1e-3, 1e-2])
+    assert _group_rates(clf) == {"head": pytest.approx(1e-2), "rest": pytest.approx(1e-3)}
     assert clf.net_.optimizer_.state  # Adam's moments survived
     clf.set_params(head_lr=0.5).fit(X, y)
-    rates = sorted(group["lr"] for group in clf.net_.optimizer_.param_groups)
-    assert rates == pytest.approx([1e-3, 0.5])
+    assert _group_rates(clf) == {"head": pytest.approx(0.5), "rest": pytest.approx(1e-3)}
+
+
+def _group_rates(clf) -> dict:
+    """The learning rate of each optimizer group: ``'head'`` (only ``head.*`` parameters) or
+    ``'rest'`` (the group holding the encoder's)."""
+    names = {id(p): name for name, p in clf.net_.module_.named_parameters()}
+    rates = {}
+    for group in clf.net_.optimizer_.param_groups:
+        in_head = {names[id(p)].startswith("head.") for p in group["params"]}
+        key = "head" if in_head == {True} else "rest"
+        assert key not in rates
+        rates[key] = group["lr"]
+    return rates
+
+
+def test_warm_start_lets_a_learning_rate_schedule_go_on(blobs):
+    """Without set_params, a warm fit keeps the rates a scheduler left, and the schedule
+    continues; a new lr restarts it from there."""
+    from skorch.callbacks import LRScheduler
+
+    X, y = blobs
+    schedule = LRScheduler(policy="ExponentialLR", gamma=0.5)
+    params = {**FAST, "max_epochs": 3, "lr": 1e-2}
+    clf = SoftmaxClassifier(warm_start=True, callbacks=[schedule], random_state=0, **params)
+    clf.fit(X, y)
+    assert _group_rates(clf)["rest"] == pytest.approx(1e-2 * 0.5**3)
+    clf.fit(X, y)
+    assert _group_rates(clf)["rest"] == pytest.approx(1e-2 * 0.5**6)
+    clf.set_params(lr=4e-3).fit(X, y)
+    assert _group_rates(clf)["rest"] == pytest.approx(4e-3 * 0.5**3)
 
 
 def test_keyboard_interrupt_keeps_usable_model(blobs):

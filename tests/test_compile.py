@@ -67,7 +67,7 @@ def test_compiler_failure_falls_back_to_eager_training(blobs, monkeypatch):
     X, y = blobs
     spy = _SpyCompile(fail=True)
     monkeypatch.setattr(_net.torch, "compile", spy)
-    with pytest.warns(RuntimeWarning, match="torch.compile of the training objective failed"):
+    with pytest.warns(RuntimeWarning, match="objective failed .RuntimeError: no C.. compiler."):
         est = SoftmaxClassifier(compile=True, **FAST).fit(X, y)
     assert spy.calls == 1  # one failed attempt, then eager for the rest of the fit
     assert est.net_.compile_objective is False
@@ -88,14 +88,17 @@ def test_an_error_of_the_objective_itself_is_not_hidden(blobs, monkeypatch):
         est.fit(X, y)
 
 
+needs_compiler = pytest.mark.skipif(
+    not any(shutil.which(cxx) for cxx in ("g++", "c++", "clang++")),
+    reason="torch.compile on CPU needs a C++ compiler",
+)
+
+
 ZOO = fast_classifiers()  # ApproxMassFlowDetector takes no compile (double backward)
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not any(shutil.which(cxx) for cxx in ("g++", "c++", "clang++")),
-    reason="torch.compile on CPU needs a C++ compiler",
-)
+@needs_compiler
 @pytest.mark.parametrize("est", ZOO, ids=lambda e: type(e).__name__)
 def test_every_estimator_trains_the_same_with_torch_compile(est, blobs):
     """The real compiler: the same losses as eager training, to float32 rounding."""
@@ -108,3 +111,54 @@ def test_every_estimator_trains_the_same_with_torch_compile(est, blobs):
     )
     restored = pickle.loads(pickle.dumps(compiled))
     np.testing.assert_allclose(restored.score_samples(X), compiled.score_samples(X), rtol=1e-6)
+
+
+@pytest.mark.slow
+@needs_compiler
+def test_a_compiler_failure_in_the_backward_graph_also_falls_back(blobs, monkeypatch):
+    """The backward graph is compiled with the forward one, so its failure is caught too."""
+    graph = pytest.importorskip("torch._inductor.graph")
+    import torch
+    import torch._functorch.config
+    import torch._inductor.config
+
+    torch._dynamo.reset()  # no graph of an earlier test may be reused
+    codegen = graph.GraphLowering.codegen
+
+    def failing_backward(self):
+        if self.is_backward:
+            raise RuntimeError("simulated failure compiling the backward graph")
+        return codegen(self)
+
+    monkeypatch.setattr(graph.GraphLowering, "codegen", failing_backward)
+    X, y = blobs
+    # no cached kernels either (torch's config objects are patched with their own helper)
+    no_caches = (
+        torch._inductor.config.patch(fx_graph_cache=False),
+        torch._functorch.config.patch(enable_autograd_cache=False),
+    )
+    with no_caches[0], no_caches[1]:
+        with pytest.warns(RuntimeWarning, match="RuntimeError: simulated failure"):
+            est = SoftmaxClassifier(compile=True, **FAST).fit(X, y)
+    assert len(est.history_) == FAST["max_epochs"] and est.net_.compile_objective is False
+    eager = SoftmaxClassifier(**FAST).fit(X, y)
+    np.testing.assert_array_equal(est.predict_proba(X), eager.predict_proba(X))
+
+
+@pytest.mark.slow
+@needs_compiler
+def test_changing_configurations_in_one_process_keep_compiling(recwarn):
+    """Other class counts (so other Jacobian subsample fractions) and widths compile anew,
+    with no symbolic-float failure and no silent switch to eager past torch's limit."""
+    for centers, width in [(3, 8), (4, 8), (3, 12), (5, 8), (4, 16), (3, 8)]:
+        X, y = make_blobs(n_samples=90, centers=centers, n_features=6, random_state=0)
+        est = MASSClassifier(
+            latent_dim=2,
+            n_components=2,
+            batch_size=32,
+            compile=True,
+            **{**FAST, "max_epochs": 1, "hidden_layer_sizes": (width,)},
+        ).fit(X.astype(np.float32), y)
+        fell_back = [str(w.message) for w in recwarn if issubclass(w.category, RuntimeWarning)]
+        assert not fell_back, (centers, width, fell_back)
+        assert est.net_.compile_objective and "_compiled_objective" in est.net_.__dict__

@@ -342,7 +342,9 @@ def _gram_route(weights, c1):
     c1_m = (c1.reshape(n * d, w) @ gram_w).view(n, d, w)
     gram = c1_m.to(torch.float64) @ c1.to(torch.float64).transpose(-1, -2)
     chol, info = torch.linalg.cholesky_ex(0.5 * (gram + gram.transpose(-1, -2)))
-    accurate = c1.dtype == torch.float64 or (
+    # one bool leaves the tensors: the only host synchronization of the check (and, under
+    # torch.compile, a graph break whose continuation sees a bool, not a varying float)
+    accurate = c1.dtype == torch.float64 or bool(
         _gram_rounding_error(c1, gram_w, chol, info) <= GRAM_MAX_ERROR
     )
     return _log_diag(chol, info), chol, c1_m, accurate
@@ -350,22 +352,22 @@ def _gram_route(weights, c1):
 
 def _gram_rounding_error(
     c1: torch.Tensor, gram_w: torch.Tensor, chol: torch.Tensor, info: torch.Tensor
-) -> float:
+) -> torch.Tensor:
     """An estimate (from above) of the rounding error of ``log det(C M C^T)`` in ``c1``'s dtype.
 
     Rounding ``C M`` and ``M`` perturbs ``G = C M C^T`` by about
     ``eps |C|_F^2 |M|``, and ``log det G`` by at most ``|G^-1|_F`` times that:
     ``eps |C|_F^2 |M|_inf |G^-1|_F``, the largest over the rows (``inf`` if a
-    Cholesky factorization failed). Large when ``Df`` is ill-conditioned, and
-    also when ``C`` lies along the small singular directions of ``W_1`` (then
-    ``C M C^T`` is a small difference of large terms).
+    Cholesky factorization failed), as a float64 scalar tensor. Large when
+    ``Df`` is ill-conditioned, and also when ``C`` lies along the small
+    singular directions of ``W_1`` (then ``C M C^T`` is a small difference of
+    large terms).
     """
-    if bool((info != 0).any()):
-        return float("inf")
     inv_norm = torch.linalg.matrix_norm(torch.cholesky_inverse(chol))
     c_norm = c1.to(torch.float64).square().sum((1, 2))
     m_norm = gram_w.abs().sum(1).max().to(torch.float64)  # |M|_inf >= |M|_2 (M symmetric)
-    return float((torch.finfo(c1.dtype).eps * m_norm * c_norm * inv_norm).max())
+    error = torch.finfo(c1.dtype).eps * m_norm * c_norm * inv_norm
+    return error.masked_fill(info != 0, torch.inf).max()
 
 
 class _MLPChainLogVolume(torch.autograd.Function):
