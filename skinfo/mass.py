@@ -118,7 +118,7 @@ compile
         the paper's SmallMLP (400-200, ELU). For images, pass
         ``encoder=skinfo.nn.resnet.resnet20`` and ``input_shape=(C, H, W)``.
         ``compile=True`` fuses the many small operations of the head and the
-        Jacobian term (``torch.compile``): about 15-25 % less time per step of
+        Jacobian term (``torch.compile``): about 10-20 % less time per step of
         the SmallMLP on 64 inputs, after a one-time compilation of tens of
         seconds, so it pays in long trainings.
 
