@@ -91,6 +91,10 @@ class TensorBatchIterator:
             yield self.X[rows], (None if self.y is None else self.y[rows])
 
 
+#: Graphs one objective (a criterion class) may compile in a process under ``compile=True``.
+RECOMPILE_LIMIT = 64
+
+
 def compiled_objective(criterion: Callable) -> Callable:
     """``criterion`` through ``torch.compile``, as ``compile=True`` trains it.
 
@@ -115,15 +119,18 @@ def _compile_settings() -> Iterator[None]:
     * the backward graph compiled together with the forward one: a compiler
       error raises at the call (where :class:`SkinfoNet` falls back to eager
       training), not later inside ``loss.backward()``;
-    * Python floats of the objective (``beta``, ``jacobian_fraction``) are
-      constants of the graph: one graph per value, never symbolic floats;
-    * at most 64 graphs per objective class in a process (the shapes of the
-      full and the last batch, per configuration), and an error instead of
-      torch's silent switch to eager execution past that limit.
+    * shapes and floats (``beta``, ``jacobian_fraction``) are constants of
+      the graph: one graph per configuration, float value and batch size
+      (full and last batch), never symbolic floats;
+    * at most :data:`RECOMPILE_LIMIT` graphs per objective class in a
+      process, and an error instead of torch's silent switch to eager
+      execution past that limit.
     """
     with (
         torch._dynamo.config.patch(
-            automatic_dynamic_shapes=False, recompile_limit=64, fail_on_recompile_limit_hit=True
+            automatic_dynamic_shapes=False,
+            recompile_limit=RECOMPILE_LIMIT,
+            fail_on_recompile_limit_hit=True,
         ),
         torch._functorch.config.patch(force_non_lazy_backward_lowering=True),
     ):
@@ -180,6 +187,12 @@ class SkinfoNet(NeuralNet):
             self.__dict__.pop("_compiled_objective", None)
             lines = [line.strip() for line in str(error).splitlines() if line.strip()]
             summary = " ".join(lines[:2] if lines and lines[0].endswith(":") else lines[:1])
+            if "recompile_limit" in summary:
+                summary = (
+                    f"this objective already has {RECOMPILE_LIMIT} compiled graphs in this "
+                    "process, one per configuration, float parameter value and batch size "
+                    "(full and last)"
+                )
             warnings.warn(
                 f"torch.compile of the training objective failed ({type(error).__name__}: "
                 f"{summary}); training continues without compilation (compile=False).",

@@ -162,3 +162,20 @@ def test_changing_configurations_in_one_process_keep_compiling(recwarn):
         fell_back = [str(w.message) for w in recwarn if issubclass(w.category, RuntimeWarning)]
         assert not fell_back, (centers, width, fell_back)
         assert est.net_.compile_objective and "_compiled_objective" in est.net_.__dict__
+
+
+@pytest.mark.slow
+@needs_compiler
+def test_past_the_graph_limit_training_falls_back_with_a_clear_warning(blobs, monkeypatch):
+    """Each batch size is a graph of its own: past the limit the fit goes on eagerly and says so."""
+    import torch
+
+    torch._dynamo.reset()
+    monkeypatch.setattr(_net, "RECOMPILE_LIMIT", 1)
+    X, y = blobs  # 150 rows in batches of 64: 64, 64 and a last batch of 22
+    with pytest.warns(RuntimeWarning, match="already has 1 compiled graphs in this process"):
+        est = SoftmaxClassifier(compile=True, batch_size=64, **FAST).fit(X, y)
+    assert est.net_.compile_objective is False and len(est.history_) == FAST["max_epochs"]
+    eager = SoftmaxClassifier(batch_size=64, **FAST).fit(X, y)
+    np.testing.assert_allclose(est.predict_proba(X), eager.predict_proba(X), rtol=1e-5, atol=1e-6)
+    torch._dynamo.reset()  # the graphs compiled under the lowered limit are not kept

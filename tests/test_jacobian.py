@@ -459,3 +459,21 @@ def test_gram_route_falls_back_to_the_direct_chain_when_rounding_would_show(cond
             _, hidden = mlp_forward(layers, x)
             forced = mlp_log_volume(layers, hidden, rows, gram=True)
         assert float((forced.double() - expected).detach().abs().max()) > 1e-4
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_gram_route_of_a_map_without_volume_is_minus_infinity(dtype, gram_calls):
+    """Every hidden unit dead: Df = 0, the Cholesky factorization fails, log J = -inf on
+    both routes (no LinAlgError from the rounding-error estimate)."""
+    layers = [nn.Linear(30, 8), nn.ReLU(), nn.Linear(8, 3)]
+    with torch.no_grad():
+        layers[0].bias.fill_(-100.0)
+    layers = [layer.to(dtype) for layer in layers]
+    x, rows = torch.randn(5, 30, dtype=dtype), torch.arange(5)
+    _, hidden = mlp_forward(layers, x)
+    for gram in (True, False):
+        value = mlp_log_volume(layers, hidden, rows, gram=gram)
+        minus_inf = torch.full((5,), -torch.inf, dtype=dtype)
+        assert value.dtype == dtype and torch.equal(value, minus_inf)
+    # float32: the estimate calls the failed batch inaccurate, so it forms Df after all
+    assert gram_calls == [dtype == torch.float64]

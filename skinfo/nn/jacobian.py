@@ -363,11 +363,15 @@ def _gram_rounding_error(
     singular directions of ``W_1`` (then ``C M C^T`` is a small difference of
     large terms).
     """
-    inv_norm = torch.linalg.matrix_norm(torch.cholesky_inverse(chol))
+    failed = info != 0
+    # a failed factor may hold zeros on its diagonal: invert the identity there instead
+    eye = torch.eye(chol.shape[-1], dtype=chol.dtype, device=chol.device)
+    safe = torch.where(failed[:, None, None], eye, chol)
+    inv_norm = torch.linalg.matrix_norm(torch.cholesky_inverse(safe))
     c_norm = c1.to(torch.float64).square().sum((1, 2))
     m_norm = gram_w.abs().sum(1).max().to(torch.float64)  # |M|_inf >= |M|_2 (M symmetric)
     error = torch.finfo(c1.dtype).eps * m_norm * c_norm * inv_norm
-    return error.masked_fill(info != 0, torch.inf).max()
+    return error.masked_fill(failed, torch.inf).max()
 
 
 class _MLPChainLogVolume(torch.autograd.Function):
