@@ -210,7 +210,13 @@ class SkinfoNet(NeuralNet):
         terms = self._objective_terms(y_pred, y_true, X, training)
         loss = terms["loss"]
         prefix = "train" if training else "valid"
-        values = {name: float(value) for name, value in terms.items() if name != "loss"}
+        values, converted = {}, {}
+        for name, value in terms.items():
+            if name != "loss":  # one conversion (a synchronization on GPUs) per distinct tensor
+                key = id(value)
+                if key not in converted:
+                    converted[key] = float(value)
+                values[name] = converted[key]
         if values:  # what History.record_batch does per entry, with one history lookup
             batch = self.history[-1]["batches"][-1]
             for name, value in values.items():
