@@ -224,7 +224,8 @@ def _self_test(kernels: VIBKernels) -> None:
     """Compare one forward and backward with the PyTorch formulas (float64) on a small batch.
 
     Covers the vector loop and its remainder (K = 19), every branch of
-    softplus (t from -30 to 30) and the decoder (C = 3).
+    softplus (t from -30 to 30), the decoder (C = 3) and a backward pass with
+    the rate's gradient alone.
     """
     import torch
     import torch.nn.functional as F
@@ -264,9 +265,17 @@ def _self_test(kernels: VIBKernels) -> None:
     logits64 = F.linear(z64, w64, b64)
     rate64 = (0.5 * (mean**2 + std**2 - 1.0) - torch.log(std)).sum(-1).mean()
     objective = (z64 * grad_z.double()).sum() + (logits64 * grad_logits.double()).sum()
-    grads = torch.autograd.grad(objective + float(grad_rate) * rate64, leaves)
+    grads = torch.autograd.grad(objective + float(grad_rate) * rate64, leaves, retain_graph=True)
     checks = [("z", z, z64), ("logits", logits, logits64), ("rate", rate, rate64)]
     checks += list(zip(("grad_h", "grad_W", "grad_bias"), (grad_h, grad_w, grad_b), grads))
+    # the rate alone (no gradient for z or the logits): the path of an unused output
+    grad_rate_only = torch.empty(b, 2 * k)
+    kernels.backward(
+        *(ptr(h), ptr(aux), None, None, None, None, ptr(grad_rate)),
+        *(ptr(grad_rate_only), None, None, b, k, 0),
+    )
+    (grad_rate64,) = torch.autograd.grad(float(grad_rate) * rate64, h64)
+    checks.append(("grad_h (rate only)", grad_rate_only, grad_rate64))
     for name, got, want in checks:
         want = want.detach()
         if not torch.allclose(got.double(), want, rtol=1e-5, atol=1e-5 * float(want.abs().max())):
