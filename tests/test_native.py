@@ -298,7 +298,7 @@ def test_failing_compilation_is_reported(tmp_path, monkeypatch):
 
 def test_no_compiler_falls_back(monkeypatch):
     monkeypatch.setattr(native, "_compiler", lambda: None)
-    native.vib_kernels.cache_clear()
+    native._loaded_vib_kernels.cache_clear()
     try:
         assert native.vib_kernels() is None
         assert native.native_status() == "unavailable: no C compiler found ($CC, cc, gcc or clang)"
@@ -307,17 +307,17 @@ def test_no_compiler_falls_back(monkeypatch):
         z, _ = sample_with_rate(h, torch.randn(4, 3))
         assert type(z.grad_fn).__name__ == "_SampleWithRateBackward"
     finally:
-        native.vib_kernels.cache_clear()
+        native._loaded_vib_kernels.cache_clear()
 
 
 def test_switched_off_by_environment(monkeypatch):
     monkeypatch.setenv("SKINFO_NATIVE", "0")
-    native.vib_kernels.cache_clear()
+    native._loaded_vib_kernels.cache_clear()
     try:
         assert native.vib_kernels() is None
         assert native.native_status() == "disabled: SKINFO_NATIVE=0"
     finally:
-        native.vib_kernels.cache_clear()
+        native._loaded_vib_kernels.cache_clear()
 
 
 @needs_compiler

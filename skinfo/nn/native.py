@@ -309,9 +309,6 @@ def vib_kernels() -> VIBKernels | None:
     return _loaded_vib_kernels() if _SWITCH["enabled"] else None
 
 
-vib_kernels.cache_clear = _loaded_vib_kernels.cache_clear  # rebuild on the next call
-
-
 def native_status() -> str:
     """Whether the compiled kernels are used: ``'loaded: <path>'``, ``'unavailable: <why>'``
     or ``'disabled: ...'``. Builds and loads them if that has not happened yet."""
