@@ -42,8 +42,8 @@ import numpy as np
 import torch
 
 from skinfo import MASSClassifier, SoftmaxClassifier
-from skinfo._base import update_kernel_options
 from skinfo._net import compiled_objective
+from skinfo._training import update_kernel_options
 from skinfo.metrics import expected_calibration_error, negative_log_likelihood, ood_auroc
 from skinfo.nn.encoders import MLP
 from skinfo.nn.gmm import ClassConditionalGMM, MASSNetwork

@@ -20,7 +20,7 @@ import torch
 from sklearn.datasets import load_digits
 
 from skinfo import OVAClassifier
-from skinfo._base import torch_seed, update_kernel_options
+from skinfo._training import torch_seed, update_kernel_options
 
 from ._common import interleaved_medians, machine, markdown_table, write_results
 

@@ -30,7 +30,6 @@ import torch
 from skinfo import SoftmaxClassifier, VIBClassifier
 from skinfo.datasets import OOD_KINDS, load_digits_held_out, load_digits_split, make_digits_ood
 from skinfo.metrics import expected_calibration_error, negative_log_likelihood, ood_auroc
-from skinfo.nn.native import native_status, use_native
 
 from ._common import RESULTS, machine, markdown_table, write_results
 
@@ -204,12 +203,7 @@ def information_plane_png(X, y, epochs: int, path) -> dict:
 
 
 def speed(X, y, epochs: int, repeats: int) -> dict[str, dict[str, float]]:
-    """Seconds per epoch (CPU and wall) and seconds per whole fit, interleaved medians.
-
-    VIB trains float32 on the CPU through the compiled kernels of
-    :mod:`skinfo.nn.native` when they load; the row marked "PyTorch path"
-    runs the same fit inside ``use_native(False)``.
-    """
+    """Seconds per epoch (CPU and wall) and seconds per whole fit, interleaved medians."""
     common = dict(lr=LR, random_state=0, device="cpu")
     makers = {
         "Softmax": lambda e: SoftmaxClassifier(max_epochs=e, **common),
@@ -217,9 +211,6 @@ def speed(X, y, epochs: int, repeats: int) -> dict[str, dict[str, float]]:
             max_epochs=e, track_information=False, **common
         ),
         "VIB kl, track_information=True": lambda e: VIBClassifier(max_epochs=e, **common),
-        "VIB kl, track_information=True, PyTorch path": lambda e: VIBClassifier(
-            max_epochs=e, **common
-        ),
         "VIB l2, track_information=False": lambda e: VIBClassifier(
             max_epochs=e, regularizer="l2", track_information=False, **common
         ),
@@ -233,12 +224,11 @@ def speed(X, y, epochs: int, repeats: int) -> dict[str, dict[str, float]]:
     }
     for _ in range(repeats):
         for name, make in makers.items():
-            with use_native(not name.endswith("PyTorch path")):
-                c0, w0 = time.process_time(), time.perf_counter()
-                make(1).fit(X, y)
-                c1, w1 = time.process_time(), time.perf_counter()
-                make(epochs + 1).fit(X, y)
-                c2, w2 = time.process_time(), time.perf_counter()
+            c0, w0 = time.process_time(), time.perf_counter()
+            make(1).fit(X, y)
+            c1, w1 = time.process_time(), time.perf_counter()
+            make(epochs + 1).fit(X, y)
+            c2, w2 = time.process_time(), time.perf_counter()
             times[name]["cpu_epoch"].append(((c2 - c1) - (c1 - c0)) / epochs)
             times[name]["wall_epoch"].append(((w2 - w1) - (w1 - w0)) / epochs)
             times[name]["wall_fit"].append(w2 - w1)
@@ -423,8 +413,7 @@ def main(argv=None) -> None:
         f"MNIST-5k, VIB 'kl' trained on digits 0-4 ({'5' if args.quick else '15'} epochs, "
         f"seed 0, 25 % test split; AUROC unbalanced)\n\n{mnist or 'mnist extra not installed'}\n\n"
         f"Training speed (digits; epoch time = (fit of {sp_epochs + 1} epochs - fit of 1 "
-        f"epoch) / {sp_epochs}; medians of {repeats} interleaved repeats; compiled kernels: "
-        f"{native_status().split(':')[0]})\n\n{speed_table}"
+        f"epoch) / {sp_epochs}; medians of {repeats} interleaved repeats)\n\n{speed_table}"
         f"\n\nOne training step (batch 128, Adam) of hand-written torch loops, no skorch, "
         f"1 thread:\n\n{plain_table}\n\nInformation plane: {png}\n\n"
         f"Run time: {elapsed:.0f} s\n"

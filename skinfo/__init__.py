@@ -8,6 +8,7 @@ loads when used.
 from importlib import import_module
 
 from ._net import TrainingDivergedError
+from ._training import TrainingDivergedWarning
 from .persistence import load, save
 
 __version__ = "0.1.0"
@@ -28,6 +29,7 @@ __all__ = [
     "OVAClassifier",
     "SoftmaxClassifier",
     "TrainingDivergedError",
+    "TrainingDivergedWarning",
     "VIBClassifier",
     "__version__",
     "load",

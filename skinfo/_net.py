@@ -15,7 +15,6 @@ Two small additions to skorch, nothing else:
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from collections.abc import Callable, Iterator
 
@@ -91,50 +90,16 @@ class TensorBatchIterator:
             yield self.X[rows], (None if self.y is None else self.y[rows])
 
 
-#: Graphs one objective (a criterion class) may compile in a process under ``compile=True``.
-RECOMPILE_LIMIT = 64
-
-
 def compiled_objective(criterion: Callable) -> Callable:
     """``criterion`` through ``torch.compile``, as ``compile=True`` trains it.
 
-    Called under :func:`_compile_settings`, so that a failure to compile
-    raises at the call. Data-dependent Python control flow in the objective
-    (e.g. the MASS Gram route's precision check) splits it into several
-    graphs, run in turn.
+    ``dynamic=False``: shapes and float attributes (``beta``,
+    ``jacobian_fraction``) are constants of the graph, so each configuration
+    and batch size (the full and the last batch) is a graph of its own.
+    Data-dependent Python control flow in the objective (e.g. the MASS Gram
+    route's precision check) splits it into several graphs, run in turn.
     """
-    compiled = torch.compile(criterion)
-
-    def run(*args, **kwargs):
-        with _compile_settings():
-            return compiled(*args, **kwargs)
-
-    return run
-
-
-@contextlib.contextmanager
-def _compile_settings() -> Iterator[None]:
-    """torch.compile settings under which every failure surfaces at the compiled call.
-
-    * the backward graph compiled together with the forward one: a compiler
-      error raises at the call (where :class:`SkinfoNet` falls back to eager
-      training), not later inside ``loss.backward()``;
-    * shapes and floats (``beta``, ``jacobian_fraction``) are constants of
-      the graph: one graph per configuration, float value and batch size
-      (full and last batch), never symbolic floats;
-    * at most :data:`RECOMPILE_LIMIT` graphs per objective class in a
-      process, and an error instead of torch's silent switch to eager
-      execution past that limit.
-    """
-    with (
-        torch._dynamo.config.patch(
-            automatic_dynamic_shapes=False,
-            recompile_limit=RECOMPILE_LIMIT,
-            fail_on_recompile_limit_hit=True,
-        ),
-        torch._functorch.config.patch(force_non_lazy_backward_lowering=True),
-    ):
-        yield
+    return torch.compile(criterion, dynamic=False)
 
 
 class SkinfoNet(NeuralNet):
@@ -174,32 +139,29 @@ class SkinfoNet(NeuralNet):
             self.__dict__["_compiled_objective"] = cached
         return cached[1]
 
-    def _objective_terms(self, y_pred, y_true, X, training: bool) -> dict:
-        criterion = self._objective(training)
-        if criterion is self.criterion_:
-            return criterion(y_pred, y_true, X=X, module=self.module_)
+    def train_step_single(self, batch, **fit_params):
+        """skorch's training step; with a compiled objective, a compiler failure (in the
+        forward or, lazily compiled, the backward graph) falls back to eager training
+        and the step is redone eagerly, with a ``RuntimeWarning`` naming the cause."""
+        if not (self.compile_objective and self.module_.training):
+            return super().train_step_single(batch, **fit_params)
         try:
-            return criterion(y_pred, y_true, X=X, module=self.module_)
+            return super().train_step_single(batch, **fit_params)
         except Exception as error:  # noqa: BLE001 - a compiler failure: train eagerly
-            # an error of the objective itself raises here again, from the eager call
-            terms = self.criterion_(y_pred, y_true, X=X, module=self.module_)
+            # an error of the objective itself raises again from the eager step below
             self.compile_objective = False
             self.__dict__.pop("_compiled_objective", None)
+            self.optimizer_.zero_grad()
+            result = super().train_step_single(batch, **fit_params)
             lines = [line.strip() for line in str(error).splitlines() if line.strip()]
             summary = " ".join(lines[:2] if lines and lines[0].endswith(":") else lines[:1])
-            if "recompile_limit" in summary:
-                summary = (
-                    f"this objective already has {RECOMPILE_LIMIT} compiled graphs in this "
-                    "process, one per configuration, float parameter value and batch size "
-                    "(full and last)"
-                )
             warnings.warn(
                 f"torch.compile of the training objective failed ({type(error).__name__}: "
                 f"{summary}); training continues without compilation (compile=False).",
                 RuntimeWarning,
-                stacklevel=4,
+                stacklevel=2,
             )
-            return terms
+            return result
 
     def __getstate__(self):
         state = super().__getstate__()
@@ -207,7 +169,7 @@ class SkinfoNet(NeuralNet):
         return state
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        terms = self._objective_terms(y_pred, y_true, X, training)
+        terms = self._objective(training)(y_pred, y_true, X=X, module=self.module_)
         loss = terms["loss"]
         prefix = "train" if training else "valid"
         values, converted = {}, {}

@@ -12,8 +12,11 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback
 
-from ._base import INFERENCE_BATCH_SIZE, NeuralEstimator
+from ._base import NeuralEstimator
+from ._inference import INFERENCE_BATCH_SIZE
 from ._net import _dataset_tensors
+from ._params import MAX_SIZE, Interval, Options, Sizes
+from ._training import atomic_fit
 from .nn.realnvp import FlowTrainingModule, RealNVP, approximate_mass
 from .objectives.approx_mass import ApproxMassLoss
 
@@ -31,7 +34,7 @@ class ApproxMassFlowDetector(OutlierMixin, NeuralEstimator):
     :meth:`score_samples` returns its negative (higher = more normal, sklearn's
     convention).
 
-    The flow (:class:`skinfo.nn.realnvp.RealNVP`, built from FrEIA modules) is
+    The flow (:class:`skinfo.nn.RealNVP`, built from FrEIA modules) is
     RealNVP: dense affine couplings for feature vectors, or, with
     ``input_shape=(C, H, W)``, the multi-scale architecture with checkerboard
     and channel masks and squeezes. With a single feature a coupling has
@@ -119,16 +122,6 @@ early_stopping, n_iter_no_change, device, random_state, verbose, callbacks, on_n
     True
     """
 
-    # common parameters that do not apply to a flow (read by the shared base)
-    encoder = None
-    hidden_layer_sizes = ()
-    activation = "relu"
-    warm_start = False
-    accelerator = None
-    # its objective differentiates a gradient of the flow (create_graph=True), which
-    # torch.compile's ahead-of-time autograd does not support
-    compile = False
-
     def __init__(
         self,
         *,
@@ -166,47 +159,40 @@ early_stopping, n_iter_no_change, device, random_state, verbose, callbacks, on_n
         self.n_scales = n_scales
         self.clamp = clamp
         self.input_shape = input_shape
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.optimizer = optimizer
-        self.weight_decay = weight_decay
-        self.validation_fraction = validation_fraction
-        self.early_stopping = early_stopping
-        self.n_iter_no_change = n_iter_no_change
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
-        self.callbacks = callbacks
-        self.on_nan = on_nan
+        super().__init__(
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            lr=lr,
+            optimizer=optimizer,
+            weight_decay=weight_decay,
+            validation_fraction=validation_fraction,
+            early_stopping=early_stopping,
+            n_iter_no_change=n_iter_no_change,
+            device=device,
+            random_state=random_state,
+            verbose=verbose,
+            callbacks=callbacks,
+            on_nan=on_nan,
+        )
 
-    def _validate_params_extra(self) -> None:
-        for name in ("alpha", "noise"):
-            value = getattr(self, name)
-            if not isinstance(value, Real) or isinstance(value, bool) or not 0 <= value < np.inf:
-                raise ValueError(f"{name} must be a finite float >= 0, got {value!r}.")
-        if not isinstance(self.clamp, Real) or isinstance(self.clamp, bool) or not self.clamp > 0:
-            raise ValueError(f"clamp must be a float > 0, got {self.clamp!r}.")
-        for name in ("hidden_width", "n_hidden", "n_scales"):
-            value = getattr(self, name)
-            if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}.")
-        b = self.n_blocks
-        if b is not None and (not isinstance(b, Integral) or isinstance(b, bool) or b < 1):
-            raise ValueError(f"n_blocks must be None or a positive int, got {b!r}.")
-        if self.input_shape is not None and len(tuple(self.input_shape)) not in (1, 3):
-            raise ValueError(
-                "input_shape must be None, (n_features,) or (C, H, W), "
-                f"got {tuple(self.input_shape)}."
-            )
-        if self.ood_score not in _SCORES:
-            raise ValueError(f"ood_score must be one of {_SCORES}, got {self.ood_score!r}.")
-        c = self.contamination
-        if not (
-            (isinstance(c, str) and c == "auto")
-            or (isinstance(c, Real) and not isinstance(c, bool) and 0 < c <= 0.5)
-        ):
-            raise ValueError(f"contamination must be 'auto' or a float in (0, 0.5], got {c!r}.")
+    _constraints: dict = {
+        **NeuralEstimator._constraints,
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "noise": [Interval(Real, 0, None, closed="left")],
+        "ood_score": [Options(_SCORES)],
+        "contamination": [Options(("auto",)), Interval(Real, 0, 0.5, closed="right")],
+        "n_blocks": [None, Interval(Integral, 1, 1024)],
+        "hidden_width": [Interval(Integral, 1, MAX_SIZE)],
+        "n_hidden": [Interval(Integral, 1, 1024)],
+        "n_scales": [Interval(Integral, 1, 64)],
+        "clamp": [Interval(Real, 0, None, closed="neither")],
+        "input_shape": [None, Sizes(lengths=(1, 1)), Sizes(lengths=(3, 3))],
+    }
+
+    _fitted_attributes: dict = {
+        **NeuralEstimator._fitted_attributes,
+        "offset_": Interval(Real, None, None),
+    }
 
     def _build_module(self, X, y):
         image = self.input_shape is not None and len(tuple(self.input_shape)) == 3
@@ -227,8 +213,18 @@ early_stopping, n_iter_no_change, device, random_state, verbose, callbacks, on_n
     def _build_criterion(self, X, y):
         return ApproxMassLoss(alpha=float(self.alpha), noise=float(self.noise))
 
+    @atomic_fit
     def fit(self, X, y=None):
-        """Train the flow on ``X`` (n_samples, n_features); ``y`` is ignored.
+        """Train the flow on ``X``; ``y`` is ignored.
+
+        A fit that raises leaves the detector as it was before the call.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training rows (in-distribution data).
+        y : None
+            Ignored; present for API consistency.
 
         Returns
         -------
@@ -257,25 +253,79 @@ early_stopping, n_iter_no_change, device, random_state, verbose, callbacks, on_n
 
         The gradient is taken with respect to X as given (after any pipeline
         step before the detector), without dequantization noise.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input rows, in the format of the training data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            The approximate mass of each row.
         """
         return self._infer(
             self._validate_X(X), lambda m, x: approximate_mass(m.flow, x)[1], grad=True
         )
 
     def log_likelihood(self, X) -> np.ndarray:
-        """``log p(x)`` per row under the flow (nats; a density in the units of X)."""
+        """``log p(x)`` per row under the flow (nats; a density in the units of X).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input rows, in the format of the training data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            The log-likelihood of each row.
+        """
         return self._infer(self._validate_X(X), lambda m, x: m.flow.log_prob(x))
 
     def score_samples(self, X) -> np.ndarray:
-        """Normality score per row, higher = more normal (``ood_score`` chooses which)."""
+        """Normality score per row, higher = more normal (``ood_score`` chooses which).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input rows, in the format of the training data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            The score of each row.
+        """
         return self._scores(self._validate_X(X))
 
     def decision_function(self, X) -> np.ndarray:
-        """``score_samples(X) - offset_``: negative for outliers."""
+        """``score_samples(X) - offset_``: negative for outliers.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input rows, in the format of the training data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            The shifted score of each row.
+        """
         return self.score_samples(X) - self.offset_
 
     def predict(self, X) -> np.ndarray:
-        """+1 for inliers, -1 for outliers (int)."""
+        """+1 for inliers, -1 for outliers.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input rows, in the format of the training data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            ``+1`` or ``-1`` (int) for each row.
+        """
         return np.where(self.decision_function(X) < 0, -1, 1).astype(int)
 
     def score(self, X, y=None) -> float:
@@ -288,8 +338,14 @@ early_stopping, n_iter_no_change, device, random_state, verbose, callbacks, on_n
         Parameters
         ----------
         n_samples : int, default=1
+            Number of rows to draw.
         random_state : int, RandomState instance or None, default=None
             Seeds the base Gaussian draws.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features)
+            The drawn rows (float64).
         """
         check_is_fitted(self, "net_")
         if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:

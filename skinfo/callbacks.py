@@ -84,3 +84,39 @@ class BestWeights(Callback):
             self.best = float(score)
             self.epoch = len(net.history)
             self.state = copy.deepcopy(net.module_.state_dict())
+
+
+class DivergenceCheck(Callback):
+    """Stop a training whose loss grows by orders of magnitude, even while finite.
+
+    At the end of every epoch the mean training loss is compared with the
+    loss of the very first batch (the freshly initialized model): a rise by
+    more than ``factor * (|first| + 1)`` raises
+    :class:`~skinfo.TrainingDivergedError` (a loss that becomes NaN or
+    infinite already raises at its batch). A minimized loss that ends up a
+    thousand times above where it started has diverged, e.g. SGD with a far
+    too large learning rate.
+
+    Parameters
+    ----------
+    factor : float, default=1e3
+    """
+
+    def __init__(self, factor: float = 1e3) -> None:
+        self.factor = factor
+
+    def on_epoch_end(self, net, **kwargs) -> None:
+        from ._net import TrainingDivergedError
+
+        first = (
+            net.history[0]["batches"][0].get("train_loss") if net.history[0]["batches"] else None
+        )
+        loss = net.history[-1].get("train_loss")
+        if first is None or loss is None:
+            return
+        if loss - first > self.factor * (abs(first) + 1.0):
+            raise TrainingDivergedError(
+                f"Training diverged at epoch {len(net.history)}: the training loss grew from "
+                f"{first:.4g} (first batch) to {loss:.4g}. Try a smaller lr, standardized "
+                "inputs, or a smaller weight on the regularizing term."
+            )

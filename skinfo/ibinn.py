@@ -13,12 +13,17 @@ from skorch.callbacks import GradientNormClipping
 from torch import nn
 
 from ._base import NeuralClassifier
+from ._params import BOOLEAN, MAX_SIZE, Check, Interval, Options
+from ._training import head_param_groups
 from .nn.inn import INN_PRESETS, IBINNNetwork, conv_inn, dense_inn
 from .nn.latent_gmm import LatentGMM
 from .objectives.ibinn import IBINNLoss
 
 _OOD_SCORES = ("typicality", "log_likelihood")
 _LOSSES = ("ib", "class_nll")
+
+#: ``head_lr=None``: the class means train at this multiple of ``lr``.
+HEAD_LR_FACTOR = 10.0
 
 
 class IBINNClassifier(NeuralClassifier):
@@ -79,7 +84,7 @@ class IBINNClassifier(NeuralClassifier):
         Coupling blocks of the dense INN.
     inn_architecture : str or sequence, default='paper'
         Convolutional INN (used when ``input_shape`` is set): a preset of
-        ``skinfo.nn.inn.INN_PRESETS`` (``'paper'``, ``'small'``) or a sequence
+        ``skinfo.nn.INN_PRESETS`` (``'paper'``, ``'small'``) or a sequence
         of ints and ``'down'``.
     n_fc_blocks : int, default=2
         Dense blocks after the convolutional levels.
@@ -89,8 +94,9 @@ class IBINNClassifier(NeuralClassifier):
         Soft clamp ``c`` of the coupling log-scales, ``c * tanh(s / c)``.
     means_distance : float, default=5.0
         Pairwise distance of the initial class means.
-    means_lr_factor : float, default=10.0
-        Learning rate of the means relative to ``lr``.
+    head_lr : float or None, default=None
+        Learning rate of the class means ``mu_y`` (the latent Gaussian
+        mixture, the flow's classification head); ``None`` means ``10 * lr``.
     clip_grad_norm : float or None, default=8.0
         Clip the gradient norm of all parameters to this value at every step;
         ``None`` disables clipping. On digits, ``lr=1e-2`` for 50 epochs
@@ -119,7 +125,7 @@ compile
     classes_ : ndarray of shape (n_classes,)
     n_features_in_ : int
     net_ : skorch.NeuralNet
-        Its ``module_`` is an :class:`~skinfo.nn.inn.IBINNNetwork`.
+        Its ``module_`` is an :class:`~skinfo.nn.IBINNNetwork`.
     history_ : skorch.history.History
         Per epoch ``train_loss``, ``train_L_X``, ``train_L_Y``,
         ``train_bits_per_dim`` (and ``train_class_nll``).
@@ -157,7 +163,7 @@ compile
         conv_width=32,
         clamp=1.0,
         means_distance=5.0,
-        means_lr_factor=10.0,
+        head_lr=None,
         clip_grad_norm=8.0,
         ood_score="typicality",
         encoder=None,
@@ -192,7 +198,7 @@ compile
         self.conv_width = conv_width
         self.clamp = clamp
         self.means_distance = means_distance
-        self.means_lr_factor = means_lr_factor
+        self.head_lr = head_lr
         self.clip_grad_norm = clip_grad_norm
         self.ood_score = ood_score
         super().__init__(
@@ -218,48 +224,39 @@ compile
             compile=compile,
         )
 
-    # ------------------------------------------------------------ validation
-    def _validate_params_extra(self) -> None:
-        def number(name, low, *, strict=False, inf=False):
-            v = getattr(self, name)
-            ok = isinstance(v, Real) and not isinstance(v, bool) and not math.isnan(v)
-            ok = ok and (v > low if strict else v >= low) and (inf or math.isfinite(v))
-            if not ok:
-                bound = ">" if strict else ">="
-                raise ValueError(f"{name} must be a float {bound} {low}, got {v!r}.")
+    _constraints: dict = {
+        **NeuralClassifier._constraints,
+        "beta": [Interval(Real, 0, math.inf)],
+        "loss": [Options(_LOSSES)],
+        "noise_sigma": [Interval(Real, 0, None, closed="left")],
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
+        "learn_prior": [BOOLEAN],
+        "n_blocks": [Interval(Integral, 1, 1024)],
+        "inn_architecture": [
+            Options(tuple(sorted(INN_PRESETS))),
+            Check(
+                lambda v: (
+                    isinstance(v, list | tuple)
+                    and len(v) <= 1024
+                    and all(x == "down" or Interval(Integral, 1, 1024)(x) for x in v)
+                ),
+                "a sequence of ints and 'down'",
+            ),
+        ],
+        "n_fc_blocks": [Interval(Integral, 0, 1024)],
+        "conv_width": [Interval(Integral, 1, MAX_SIZE)],
+        "clamp": [Interval(Real, 0, None, closed="neither")],
+        "means_distance": [Interval(Real, 0, None, closed="neither")],
+        "head_lr": [None, Interval(Real, 0, None, closed="neither")],
+        "clip_grad_norm": [None, Interval(Real, 0, None, closed="neither")],
+        "ood_score": [Options(_OOD_SCORES)],
+        "encoder": [None],
+    }
 
-        def count(name, low):
-            v = getattr(self, name)
-            if not isinstance(v, Integral) or isinstance(v, bool) or v < low:
-                raise ValueError(f"{name} must be an int >= {low}, got {v!r}.")
-
-        number("beta", 0, inf=True)
-        number("noise_sigma", 0)
-        number("clamp", 0, strict=True)
-        number("means_distance", 0, strict=True)
-        number("means_lr_factor", 0, strict=True)
-        if self.clip_grad_norm is not None:
-            number("clip_grad_norm", 0, strict=True)
-        number("label_smoothing", 0)
-        if not self.label_smoothing < 1:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}.")
-        count("n_blocks", 1)
-        count("n_fc_blocks", 0)
-        count("conv_width", 1)
-        if self.loss not in _LOSSES:
-            raise ValueError(f"loss must be one of {_LOSSES}, got {self.loss!r}.")
-        if self.ood_score not in _OOD_SCORES:
-            raise ValueError(f"ood_score must be one of {_OOD_SCORES}, got {self.ood_score!r}.")
-        if self.encoder is not None:
-            raise ValueError(
-                "IBINNClassifier's network is the invertible flow: encoder must be None "
-                "(set n_blocks / inn_architecture / hidden_layer_sizes instead)."
-            )
-        if isinstance(self.inn_architecture, str) and self.inn_architecture not in INN_PRESETS:
-            raise ValueError(
-                f"inn_architecture must be one of {sorted(INN_PRESETS)} or a sequence of "
-                f"ints and 'down', got {self.inn_architecture!r}."
-            )
+    _fitted_attributes: dict = {
+        **NeuralClassifier._fitted_attributes,
+        "train_log_likelihood_mean_": Interval(Real, None, None),
+    }
 
     # ----------------------------------------------------------------- hooks
     def _build_module(self, X, y) -> nn.Module:
@@ -296,7 +293,7 @@ compile
         )
 
     def _param_groups(self) -> list:
-        return [("gmm.means", {"lr": self.lr * self.means_lr_factor})]
+        return head_param_groups(self.head_lr, self.lr, HEAD_LR_FACTOR, pattern="gmm.means")
 
     def _extra_callbacks(self) -> list:
         if self.clip_grad_norm is None:
@@ -316,11 +313,33 @@ compile
 
     # ---------------------------------------------------------------- public
     def decision_logits(self, X) -> np.ndarray:
-        """The latent-space logits ``log w_y - 0.5 ||g(x) - mu_y||^2``, (n_samples, n_classes)."""
+        """The latent-space logits ``log w_y - 0.5 ||g(x) - mu_y||^2``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input rows, in the format of the training data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Columns follow ``classes_``.
+        """
         return self._infer(self._validate_X(X), lambda m, x: m.logits(x))
 
     def log_likelihood(self, X) -> np.ndarray:
-        """``log q(x)`` per row in nats (density of X in its own units)."""
+        """``log q(x)`` per row in nats (density of X in its own units).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input rows, in the format of the training data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            The log-likelihood of each row.
+        """
         return self._infer(self._validate_X(X), lambda m, x: m.log_likelihood(x))
 
     def bits_per_dim(self, X) -> float:
@@ -329,6 +348,16 @@ compile
         The density is that of X in its own units; for data scaled to [0, 1]
         from ``L`` levels, add ``log2(L)`` to compare with bits/dim reported on
         the integer scale (8 for 8-bit images).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input rows, in the format of the training data.
+
+        Returns
+        -------
+        float
+            Bits per dimension.
         """
         return float(-self.log_likelihood(X).mean() / (self.n_features_in_ * math.log(2)))
 
@@ -340,13 +369,16 @@ compile
         Parameters
         ----------
         n_samples : int
+            Number of rows to generate.
         y : None, a class label, or array-like of n_samples labels
             Classes to generate; ``None`` draws them from the class weights ``w``.
         random_state : int, RandomState or None
+            Seeds the class and latent draws.
 
         Returns
         -------
         X : ndarray of shape (n_samples, n_features)
+            The generated rows.
         y : ndarray of shape (n_samples,)
             The labels (values of ``classes_``).
         """

@@ -8,7 +8,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._base import NeuralClassifier, check_head_lr, head_param_groups
+from ._base import NeuralClassifier
+from ._params import MAX_SIZE, Check, Interval, Options
+from ._training import head_param_groups
 from .nn.gmm import ClassConditionalGMM, MASSNetwork
 from .nn.jacobian import mlp_layers
 from .objectives.mass import MASSLoss
@@ -86,7 +88,7 @@ class MASSClassifier(NeuralClassifier):
         ``'analytic'``: the chain ``W_L diag(act'(h_{L-1})) ... W_1`` of an MLP
         encoder, reusing the forward pass (fast; for wide inputs, when it takes
         fewer multiply-adds, only ``Df Df^T = C (W_1 W_1^T) C^T`` is formed,
-        see :func:`skinfo.nn.jacobian.mlp_log_volume`); ``'autograd'``:
+        see :func:`skinfo.nn.mlp_log_volume`); ``'autograd'``:
         ``torch.func`` ``vmap(jacrev)`` for any encoder (CNNs; batch norm uses
         its running statistics for the Jacobian); ``'auto'``: analytic when the
         encoder is an MLP. Both give the exact Jacobian.
@@ -116,7 +118,7 @@ random_state, verbose, callbacks, warm_start, on_nan, accelerator, \
 compile
         Common parameters, see :ref:`common-parameters`. The default encoder is
         the paper's SmallMLP (400-200, ELU). For images, pass
-        ``encoder=skinfo.nn.resnet.resnet20`` and ``input_shape=(C, H, W)``.
+        ``encoder=skinfo.nn.resnet20`` and ``input_shape=(C, H, W)``.
         ``compile=True`` fuses the many small operations of the head and the
         Jacobian term (``torch.compile``): about 10-20 % less time per step of
         the SmallMLP on 64 inputs, after a one-time compilation of tens of
@@ -131,7 +133,7 @@ compile
     n_features_in_ : int
         Number of features seen in ``fit``.
     net_ : skorch.NeuralNet
-        The fitted skorch net (``net_.module_`` is a :class:`~skinfo.nn.gmm.MASSNetwork`).
+        The fitted skorch net (``net_.module_`` is a :class:`~skinfo.nn.MASSNetwork`).
     history_ : skorch.history.History
         Per epoch: ``train_loss`` and the three terms without ``beta`` (the
         paper's Figure 2): ``train_cross_entropy`` (H(Y|f(X)) estimate),
@@ -223,27 +225,25 @@ compile
             compile=compile,
         )
 
-    def _validate_params_extra(self) -> None:
-        beta = self.beta
-        if isinstance(beta, bool) or not isinstance(beta, Real) or not (0 <= beta < np.inf):
-            raise ValueError(f"beta must be a finite float >= 0, got {beta!r}.")
-        for name in ("latent_dim", "n_components"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}.")
-        frac = self.jacobian_fraction
-        if frac is not None and (
-            isinstance(frac, bool) or not isinstance(frac, Real) or not 0 < frac <= 1
-        ):
-            raise ValueError(f"jacobian_fraction must be None or in (0, 1], got {frac!r}.")
-        if self.jacobian not in _JACOBIAN:
-            raise ValueError(f"jacobian must be one of {_JACOBIAN}, got {self.jacobian!r}.")
-        if self.ood_score not in _OOD_SCORES:
-            raise ValueError(f"ood_score must be one of {_OOD_SCORES}, got {self.ood_score!r}.")
-        ms = self.min_scale
-        if isinstance(ms, bool) or not isinstance(ms, Real) or not 0 < ms < np.inf:
-            raise ValueError(f"min_scale must be a positive float, got {ms!r}.")
-        check_head_lr(self.head_lr)
+    _constraints: dict = {
+        **NeuralClassifier._constraints,
+        "beta": [Interval(Real, 0, None, closed="left")],
+        "latent_dim": [Interval(Integral, 1, MAX_SIZE)],
+        "n_components": [Interval(Integral, 1, MAX_SIZE)],
+        "jacobian_fraction": [None, Interval(Real, 0, 1, closed="right")],
+        "jacobian": [Options(_JACOBIAN)],
+        "ood_score": [Options(_OOD_SCORES)],
+        "min_scale": [Interval(Real, 0, None, closed="neither")],
+        "head_lr": [None, Interval(Real, 0, None, closed="neither")],
+    }
+
+    _fitted_attributes: dict = {
+        **NeuralClassifier._fitted_attributes,
+        "class_prior_": Check(
+            lambda v: isinstance(v, np.ndarray) and v.ndim == 1 and v.dtype.kind == "f",
+            "a 1-D float array",
+        ),
+    }
 
     def _param_groups(self) -> list:
         return head_param_groups(self.head_lr, self.lr, HEAD_LR_FACTOR)
@@ -262,8 +262,11 @@ compile
         module = MASSNetwork(encoder, width, head, jacobian=self.jacobian)
         if self.beta > 0:
             _check_volume_rank(module, int(self.latent_dim), X.shape[1])
-        self.class_prior_ = prior
         return module
+
+    def _after_fit(self, X, y) -> None:
+        counts = np.bincount(y, minlength=len(self.classes_)).astype(np.float64)
+        self.class_prior_ = counts / counts.sum()
 
     def _build_criterion(self, X, y) -> nn.Module:
         frac = self.jacobian_fraction
@@ -277,16 +280,35 @@ compile
         return module.head.log_class_conditional(z).max(dim=-1).values
 
     def log_class_density(self, X) -> np.ndarray:
-        """``log q(f(x) | y)`` for every class, shape (n_samples, n_classes).
+        """``log q(f(x) | y)`` for every class.
 
-        Columns follow ``classes_``.
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input rows, in the format of the training data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Columns follow ``classes_``.
         """
         return self._infer(
             self._validate_X(X), lambda m, x: m.head.log_class_conditional(m.embed(x))
         )
 
     def log_jacobian(self, X) -> np.ndarray:
-        """``log J_f(x)`` of the fitted representation for every row, shape (n_samples,)."""
+        """``log J_f(x)`` of the fitted representation for every row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input rows, in the format of the training data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            ``-inf`` where the map has no volume at that row.
+        """
 
         def fn(module, x):
             return module.log_jacobian(x, torch.arange(len(x), device=x.device)).detach()

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from numbers import Real
+
 import numpy as np
 from torch import nn
 
-from ._base import NeuralClassifier, check_head_lr, head_param_groups
+from ._base import NeuralClassifier, probability_score
+from ._params import Interval, Options
+from ._training import head_param_groups
 from .nn.heads import DistanceLogits, OVANetwork
 from .objectives import OneVsAllLoss
 
@@ -180,14 +184,13 @@ compile
             compile=compile,
         )
 
-    def _validate_params_extra(self) -> None:
-        if self.logits not in _LOGITS:
-            raise ValueError(f"logits must be one of {_LOGITS}, got {self.logits!r}.")
-        if self.ood_score not in _OOD_SCORES:
-            raise ValueError(f"ood_score must be one of {_OOD_SCORES}, got {self.ood_score!r}.")
-        if self.center_init not in ("zeros", "normal"):
-            raise ValueError(f"center_init must be 'zeros' or 'normal', got {self.center_init!r}.")
-        check_head_lr(self.head_lr)
+    _constraints: dict = {
+        **NeuralClassifier._constraints,
+        "logits": [Options(_LOGITS)],
+        "ood_score": [Options(_OOD_SCORES)],
+        "center_init": [Options(("zeros", "normal"))],
+        "head_lr": [None, Interval(Real, 0, None, closed="neither")],
+    }
 
     def _param_groups(self) -> list:
         return head_param_groups(self.head_lr, self.lr, HEAD_LR_FACTOR)
@@ -209,12 +212,19 @@ compile
     def predict_ova_proba(self, X) -> np.ndarray:
         """The K one-vs-all probabilities ``p_k`` (Eq. 5 or 6); rows need not sum to 1.
 
-        Columns follow ``classes_``.
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input rows, in the format of the training data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Columns follow ``classes_``.
         """
         return np.exp(self._infer(self._validate_X(X), lambda m, x: m.ova_log_proba(x)))
 
     def _score_samples_batch(self, module, x):
-        log_p = (
-            module.ova_log_proba(x) if self.ood_score == "max_ova_proba" else module.log_proba(x)
-        )
-        return log_p.max(dim=-1).values.exp()
+        if self.ood_score == "max_ova_proba":
+            return module.ova_log_proba(x).max(dim=-1).values.exp()
+        return probability_score(module.log_proba(x), self.ood_score)

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
+from sklearn.base import clone
 from sklearn.metrics import auc, roc_curve
 from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted
@@ -552,7 +553,9 @@ def confidence_landscapes(
     ncols : int, default=3
         Panels per row.
     fit : bool, default=True
-        Fit each estimator on ``(X, y)`` first; False draws fitted ones.
+        Fit a clone of each estimator (:func:`sklearn.base.clone`) on
+        ``(X, y)`` and draw the clone, leaving the given estimators unchanged;
+        False draws the given estimators, which must be fitted.
     radius : float, default=None
         Half the side of the square grid (see :func:`confidence_landscape`).
     resolution : int, default=150
@@ -594,7 +597,7 @@ def confidence_landscapes(
     for ax, (title, entry) in zip(panels, estimators.items()):
         est, confidence = entry if isinstance(entry, tuple) else (entry, "max_proba")
         if fit:
-            est.fit(X, y)
+            est = clone(est).fit(X, y)
         confidence_landscape(
             est, X, y, radius=radius, resolution=resolution, confidence=confidence, ax=ax
         )

@@ -7,7 +7,8 @@ from numbers import Real
 import torch
 from torch import nn
 
-from ._base import NeuralClassifier
+from ._base import NeuralClassifier, probability_score
+from ._params import Interval, Options
 from .nn.heads import SoftmaxNetwork
 from .objectives import SoftmaxCrossEntropy
 
@@ -122,12 +123,11 @@ compile
             compile=compile,
         )
 
-    def _validate_params_extra(self) -> None:
-        if self.ood_score not in _OOD_SCORES:
-            raise ValueError(f"ood_score must be one of {_OOD_SCORES}, got {self.ood_score!r}.")
-        s = self.label_smoothing
-        if isinstance(s, bool) or not isinstance(s, Real) or not 0 <= s < 1:
-            raise ValueError(f"label_smoothing must be a float in [0, 1), got {s!r}.")
+    _constraints: dict = {
+        **NeuralClassifier._constraints,
+        "ood_score": [Options(_OOD_SCORES)],
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
+    }
 
     def _build_module(self, X, y) -> nn.Module:
         encoder, width = self._make_encoder(X.shape[1])
@@ -137,14 +137,22 @@ compile
         return SoftmaxCrossEntropy(label_smoothing=float(self.label_smoothing))
 
     def decision_logits(self, X):
-        """The logits ``W f(x) + b``, shape (n_samples, n_classes)."""
+        """The logits ``W f(x) + b``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input rows, in the format of the training data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Columns follow ``classes_``.
+        """
         return self._infer(self._validate_X(X), lambda m, x: m(x))
 
     def _score_samples_batch(self, module, x):
         logits = module(x)
         if self.ood_score == "energy":
             return torch.logsumexp(logits, dim=-1)
-        log_p = torch.log_softmax(logits, dim=-1)
-        if self.ood_score == "max_proba":
-            return log_p.max(dim=-1).values.exp()
-        return (log_p.exp() * log_p).sum(-1)
+        return probability_score(logits, self.ood_score)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from numbers import Integral, Real
 
 import numpy as np
@@ -10,7 +9,8 @@ import torch
 from skorch.callbacks import Callback
 from torch import nn
 
-from ._base import NeuralClassifier
+from ._base import NeuralClassifier, probability_score
+from ._params import BOOLEAN, MAX_SIZE, Interval, Options
 from .nn.vib import VIBNetwork, gaussian_kl_standard
 from .objectives.vib import VIBLoss
 
@@ -62,11 +62,9 @@ class VIBClassifier(NeuralClassifier):
     the standard-normal draws are fixed at fit (a module buffer) and shared by
     every row, so predictions are deterministic and subset-invariant.
 
-    On the CPU in float32, training with ``'kl'`` runs the sample, the rate
-    and the decoder through compiled kernels (:mod:`skinfo.nn.native`, built
-    on first use with the system C compiler; about 0.08x of a SoftmaxClassifier
-    epoch less on digits). Without a compiler, or with ``SKINFO_NATIVE=0``,
-    the same computation runs in PyTorch; both agree up to float32 rounding.
+    Training with ``'kl'`` computes the sample, the rate and the decoder
+    with plain PyTorch operations (:func:`skinfo.nn.sample_with_rate`),
+    differentiated by autograd.
 
     OOD scores (:meth:`score_samples`, higher = more in-distribution):
 
@@ -104,9 +102,9 @@ class VIBClassifier(NeuralClassifier):
         Dimension K of Z.
     n_samples : int, default=12
         Monte-Carlo samples of Z at prediction.
-    ood_score : {'neg_marginal_rate', 'neg_rate', 'max_proba', 'neg_entropy'} or None, \
-default=None
-        :meth:`score_samples` score (see above). None: ``'neg_marginal_rate'``.
+    ood_score : {'neg_marginal_rate', 'neg_rate', 'max_proba', 'neg_entropy'}, \
+default='neg_marginal_rate'
+        :meth:`score_samples` score (see above).
         ``'neg_rate'`` needs ``regularizer='kl'``.
     track_information : bool, default=True
         Log ``train_izx`` and the information-plane keys ``info_izx`` /
@@ -160,7 +158,7 @@ compile
         regularizer="kl",
         latent_dim=32,
         n_samples=12,
-        ood_score=None,
+        ood_score="neg_marginal_rate",
         track_information=True,
         encoder=None,
         hidden_layer_sizes=(400, 200),
@@ -212,26 +210,18 @@ compile
             compile=compile,
         )
 
-    def _validate_params_extra(self) -> None:
-        if self.regularizer not in _REGULARIZERS:
-            raise ValueError(
-                f"regularizer must be one of {_REGULARIZERS}, got {self.regularizer!r}."
-            )
-        if (
-            not isinstance(self.beta, Real)
-            or isinstance(self.beta, bool)
-            or not math.isfinite(self.beta)
-            or self.beta < 0
-        ):
-            raise ValueError(f"beta must be a finite float >= 0, got {self.beta!r}.")
-        for name in ("latent_dim", "n_samples"):
-            value = getattr(self, name)
-            if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}.")
-        if self.ood_score is not None and self.ood_score not in _OOD_SCORES:
-            raise ValueError(
-                f"ood_score must be None or one of {_OOD_SCORES}, got {self.ood_score!r}."
-            )
+    _constraints: dict = {
+        **NeuralClassifier._constraints,
+        "beta": [Interval(Real, 0, None, closed="left")],
+        "regularizer": [Options(_REGULARIZERS)],
+        "latent_dim": [Interval(Integral, 1, MAX_SIZE)],
+        "n_samples": [Interval(Integral, 1, MAX_SIZE)],
+        "ood_score": [Options(_OOD_SCORES)],
+        "track_information": [BOOLEAN],
+    }
+
+    def _check_param_combinations(self) -> None:
+        super()._check_param_combinations()
         if self.ood_score == "neg_rate" and self.regularizer != "kl":
             raise ValueError("ood_score='neg_rate' needs regularizer='kl'.")
 
@@ -256,9 +246,6 @@ compile
 
     def _extra_callbacks(self) -> list:
         return [("information_plane", InformationPlane())] if self.track_information else []
-
-    def _resolved_ood_score(self) -> str:
-        return "neg_marginal_rate" if self.ood_score is None else self.ood_score
 
     def _after_fit(self, X, y) -> None:
         # Moment-matched mixture of the class aggregate posteriors p(z|y) = mean_{x in y} p(z|x):
@@ -286,10 +273,12 @@ compile
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Input rows, in the format of the training data.
 
         Returns
         -------
         ndarray of shape (n_samples,)
+            The rate of each row, in nats.
         """
         if self.regularizer != "kl":
             raise ValueError("rate() needs regularizer='kl'.")
@@ -310,20 +299,19 @@ compile
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Input rows, in the format of the training data.
 
         Returns
         -------
         ndarray of shape (n_samples,)
+            The rate of each row, in nats.
         """
         return self._infer(self._validate_X(X), lambda m, x: m.marginal_rate(x))
 
     def _score_samples_batch(self, module, x):
-        score = self._resolved_ood_score()
+        score = self.ood_score
         if score == "neg_rate":
             return -gaussian_kl_standard(*module.distribution(x))
         if score == "neg_marginal_rate":
             return -module.marginal_rate(x)
-        log_p = torch.log_softmax(module.log_proba(x).double(), dim=-1)
-        if score == "max_proba":
-            return log_p.max(dim=-1).values.exp()
-        return (log_p.exp() * log_p).sum(-1)
+        return probability_score(module.log_proba(x), score)

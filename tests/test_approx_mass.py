@@ -81,6 +81,18 @@ def test_one_feature_flow_is_a_gaussian():
     np.testing.assert_allclose(flow.log_prob(x).detach().numpy(), expected, rtol=1e-12)
 
 
+@pytest.mark.parametrize(("shape", "kwargs"), SHAPES, ids=str)
+def test_flow_starts_volume_preserving(shape, kwargs):
+    # the last layer of every st-network starts at zero: every coupling starts as the
+    # identity, and the permutations, squeezes and factoring-out preserve volume
+    torch.manual_seed(0)
+    flow = RealNVP(shape, **kwargs)
+    x = torch.randn(6, _dim(shape))
+    z, log_det = flow(x)
+    assert torch.equal(log_det, torch.zeros(6))
+    assert torch.equal(torch.sort(z, dim=1).values, torch.sort(x, dim=1).values)
+
+
 def test_image_flow_shape_errors():
     with pytest.raises(ValueError, match="n_scales"):
         RealNVP((1, 6, 6), n_scales=3)

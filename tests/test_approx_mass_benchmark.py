@@ -1,18 +1,15 @@
 """Fast run of benchmarks/approx_mass.py with tiny settings: output structure and values."""
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ is not installed
-from benchmarks import _common  # noqa: E402
-from benchmarks import approx_mass as bench  # noqa: E402
-from skinfo import ApproxMassFlowDetector  # noqa: E402
-from skinfo.datasets import load_digits_split, make_digits_ood  # noqa: E402
+from benchmarks import _common
+from benchmarks import approx_mass as bench
+from skinfo import ApproxMassFlowDetector
+from skinfo.datasets import load_digits_split, make_digits_ood
 
 TINY = [
     "--quick",

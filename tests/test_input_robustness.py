@@ -146,9 +146,9 @@ def test_sparse_input_densified_when_small(est, monkeypatch):
     dense = clone(est).fit(X.toarray(), y).score_samples(X.toarray())
     sparse = clone(est).fit(X, y).score_samples(X)
     np.testing.assert_array_equal(dense, sparse)
-    import skinfo._base
+    import skinfo._input
 
-    monkeypatch.setattr(skinfo._base, "MAX_DENSIFIED_SIZE", 100)
+    monkeypatch.setattr(skinfo._input, "MAX_DENSIFIED_SIZE", 100)
     with pytest.raises(ValueError, match="too large to densify"):
         clone(est).fit(sp.random(40, 5, density=0.1, random_state=rng.integers(9)), y)
 
@@ -225,7 +225,8 @@ def test_divergence_stops_with_an_error_naming_epoch_and_components(est):
     with pytest.raises(TrainingDivergedError, match=r"epoch 2, batch 2 .*component\(s\) \[") as e:
         diverging.fit(X, y)
     assert isinstance(e.value, ValueError)
-    assert len(diverging.history_) == 1 and np.isfinite(diverging.history_[:, "train_loss"]).all()
+    assert len(e.value.history) == 1 and np.isfinite(e.value.history[:, "train_loss"]).all()
+    assert not hasattr(diverging, "net_")  # a failed fit leaves the estimator unfitted
     restoring = clone(est).set_params(on_nan="restore", **params)
     with pytest.warns(UserWarning, match="weights of epoch 1 .* were restored"):
         restoring.fit(X, y)

@@ -259,6 +259,52 @@ def test_gradcheck_log_volume(shape):
     assert torch.autograd.gradcheck(log_volume, (jac,))
 
 
+def _second_derivative(fn, x, v):
+    """``d/dx <d fn(x).sum() / dx, v>`` (a Hessian-vector product) through create_graph=True."""
+    (grad,) = torch.autograd.grad(fn(x).sum(), x, create_graph=True)
+    return torch.autograd.grad((grad * v).sum(), x)[0]
+
+
+@pytest.mark.parametrize("shape", [(1, 2, 4), (1, 4, 2)])
+def test_log_volume_second_derivatives_are_refused_or_exact(shape):
+    """``create_graph=True`` through the closed-form backward: a clear error or autograd's values.
+
+    Never silently wrong: a backward that builds no graph, or builds one
+    without the dependence of ``(J J^T)^-1`` on ``J``, gives second
+    derivatives of the wrong size or sign.
+    """
+    torch.manual_seed(0)
+    jac = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    v = torch.randn(*shape, dtype=torch.float64)
+
+    def reference(j):  # plain autograd of 0.5 log det over the smaller Gram matrix
+        gram = j @ j.mT if shape[1] < shape[2] else j.mT @ j
+        return 0.5 * torch.logdet(gram)
+
+    expected = _second_derivative(reference, jac, v)
+    try:
+        got = _second_derivative(log_volume, jac, v)
+    except RuntimeError as error:
+        assert "differentiable once" in str(error)
+    else:
+        torch.testing.assert_close(got, expected)
+    # first derivatives are exact either way
+    (grad,) = torch.autograd.grad(log_volume(jac).sum(), jac)
+    (grad_ref,) = torch.autograd.grad(reference(jac).sum(), jac)
+    torch.testing.assert_close(grad, grad_ref)
+
+
+@pytest.mark.parametrize("gram", [False, True])
+def test_chain_log_volume_refuses_second_derivatives(gram):
+    chain = _random_mlp(12, (7,), 3, "tanh")
+    x = torch.randn(4, 12, dtype=torch.float64, requires_grad=True)
+    layers = list(chain.layers)
+    _, hidden = mlp_forward(layers, x)
+    out = mlp_log_volume(layers, hidden, torch.arange(4), gram=gram)
+    with pytest.raises(RuntimeError, match="differentiable once"):
+        torch.autograd.grad(out.sum(), x, create_graph=True)
+
+
 class _ChainMethod(nn.Module):
     """``x -> chain.<method>(x)`` of an MLPChain as a module, for functional_call."""
 
@@ -277,10 +323,11 @@ class _ChainMethod(nn.Module):
 def test_gradcheck_analytic_chain_through_weights_and_inputs(activation, path):
     """The analytic MLP chain (as used in training) against finite differences.
 
-    Covers the written-out backward passes (Jacobian node, and chain plus
-    log-volume in one node), including the gradient through the
-    pre-activations (second derivatives of the activation), and the autograd
-    fallback (GELU).
+    Covers the Jacobian chain (autograd) followed by the closed-form
+    log-volume, and the chain plus log-volume in one node with its
+    written-out backward pass, including the gradient through the
+    pre-activations (second derivatives of the activation), and GELU (no
+    closed form: autograd throughout).
     """
     chain = _random_mlp(12, (7, 5), 3, activation, seed=4)
     log_j, jacobian = _ChainMethod(chain, "log_jacobian"), _ChainMethod(chain, "jacobian")
@@ -290,7 +337,7 @@ def test_gradcheck_analytic_chain_through_weights_and_inputs(activation, path):
         params = dict(zip(names, values, strict=True))
         if path == "fused log-volume":  # MLPChain.log_jacobian: one node
             return torch.func.functional_call(log_j, params, (x,))
-        # the Jacobian node, then log_volume
+        # the Jacobian chain, then log_volume
         return log_volume(torch.func.functional_call(jacobian, params, (x,)))
 
     x = torch.randn(4, 12, dtype=torch.float64, requires_grad=True)

@@ -313,6 +313,34 @@ def test_resnet_encoder_with_torch_func_jacobian(digits):
     assert clf.predict_proba(X[:3]).shape == (3, 10)
 
 
+@pytest.mark.parametrize("jacobian", ["auto", "autograd"])
+def test_identity_encoder_gives_a_linear_representation(jacobian):
+    """``encoder=nn.Identity()``: f(x) = W x + b, so log J_f = log |det W| at every row."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(90, 4)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    clf = MASSClassifier(
+        encoder=torch.nn.Identity(),
+        latent_dim=4,
+        n_components=2,
+        jacobian=jacobian,
+        max_epochs=3,
+        lr=1e-2,
+        random_state=0,
+        device="cpu",
+    ).fit(X, y)
+    module = clf.net_.module_
+    assert module.analytic == (jacobian == "auto")
+    assert np.isfinite(clf.history_[:, "train_log_jacobian"]).all()
+    weight = module.projection.weight.detach()
+    x = torch.as_tensor(X[:5], dtype=weight.dtype)
+    with torch.no_grad():
+        log_j = module.log_jacobian(x, torch.arange(5))
+    expected = torch.linalg.slogdet(weight.double())[1]
+    np.testing.assert_allclose(log_j.double().numpy(), expected.item(), rtol=1e-4, atol=1e-5)
+    assert clf.predict_proba(X[:3]).shape == (3, 2)
+
+
 def test_same_seed_same_predictions(digits):
     X, y = digits
     a = MASSClassifier(max_epochs=2, random_state=3, hidden_layer_sizes=(16,)).fit(X[:300], y[:300])

@@ -119,7 +119,7 @@ def test_overrides_that_change_the_fitted_model_are_refused(data, tmp_path):
     # the 12 stored prediction draws cannot serve n_samples=40: refused, not kept silently
     with pytest.raises(ValueError, match=r"n_samples=40\) change the fitted model"):
         skinfo.load(path, n_samples=40)
-    with pytest.raises(ValueError, match="size mismatch.*hidden_layer_sizes"):
+    with pytest.raises(ValueError, match="do not fit.*stored.*hidden_layer_sizes"):
         skinfo.load(path, hidden_layer_sizes=(8,))
     # an override that leaves the weights alone is honoured
     again = skinfo.load(path, ood_score="max_proba")

@@ -264,3 +264,17 @@ def test_confidence_landscapes_side_by_side(tmp_path):
     fitted = {"fitted": LogisticRegression().fit(X, y)}
     fig = confidence_landscapes(fitted, X, y, fit=False, resolution=8)
     assert fig.axes[0].get_title().startswith("fitted")
+
+
+def test_confidence_landscapes_leaves_the_given_estimators_unfitted():
+    from sklearn.neighbors import KNeighborsClassifier
+
+    X, y = make_blobs(n_samples=60, centers=3, random_state=0)
+    logistic, knn = LogisticRegression(C=0.5), KNeighborsClassifier(3)
+    params = [logistic.get_params(), knn.get_params()]
+    confidence_landscapes({"logistic": logistic, "3-NN": (knn, "max_proba")}, X, y, resolution=8)
+    for est, before in zip((logistic, knn), params):
+        with pytest.raises(NotFittedError):
+            est.predict(X)
+        assert est.get_params() == before
+        assert not any(name.endswith("_") and not name.startswith("_") for name in vars(est))

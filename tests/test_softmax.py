@@ -64,5 +64,5 @@ def test_bad_label_smoothing_raises_at_fit(bad):
     X = np.random.default_rng(0).normal(size=(20, 3))
     y = np.repeat([0, 1], 10)
     clf = SoftmaxClassifier(label_smoothing=bad, max_epochs=1)
-    with pytest.raises(ValueError, match="label_smoothing must be a float in"):
+    with pytest.raises(ValueError, match="'label_smoothing' parameter .*must be a float in"):
         clf.fit(X, y)

@@ -1,16 +1,11 @@
 """Fast checks of the VIB benchmark's evaluation helper against sklearn."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 from sklearn.metrics import log_loss, roc_auc_score
 
+from benchmarks.vib import evaluate, models, ood_scores
 from skinfo.datasets import load_digits_split, make_digits_ood
 from skinfo.metrics import expected_calibration_error
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ is not installed
-from benchmarks.vib import evaluate, models, ood_scores  # noqa: E402
 
 
 def test_evaluate_matches_sklearn():

@@ -8,7 +8,7 @@ pipelines with scalers work on flat arrays.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -142,9 +142,6 @@ class SmallCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
-
-
-EncoderFactory = Callable[..., nn.Module]
 
 
 def output_width(module: nn.Module, n_features: int) -> int:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -189,11 +190,12 @@ class ClassConditionalGMM(nn.Module):
         d, k, m = int(latent_dim), int(n_classes), int(n_components)
         self.latent_dim, self.n_classes, self.n_components = d, k, m
         self.min_scale = float(min_scale)
-        prior = torch.full((k,), 1.0 / k) if class_prior is None else torch.as_tensor(class_prior)
-        prior = prior.to(torch.float32)
-        if prior.shape != (k,) or not bool((prior > 0).all()):
+        prior = np.full(k, 1.0 / k) if class_prior is None else np.asarray(class_prior, float)
+        if prior.shape != (k,) or not (prior > 0).all():
             raise ValueError(f"class_prior must hold {k} positive values, got {prior.tolist()}.")
-        self.register_buffer("log_prior", torch.log(prior / prior.sum()))
+        self.register_buffer(
+            "log_prior", torch.tensor(np.log(prior / prior.sum()), dtype=torch.float32)
+        )
         self.weight_logits = nn.Parameter(torch.zeros(k, m))
         self.means = nn.Parameter(torch.randn(k, m, d) * float(init_spread))
         raw = _softplus_inverse(max(1.0 - self.min_scale, 1e-6))
@@ -223,19 +225,6 @@ class ClassConditionalGMM(nn.Module):
         """Covariance matrices ``L L^T``, shape (K, M, d, d)."""
         tril = self.scale_tril()
         return tril @ tril.transpose(-1, -2)
-
-    def mahalanobis(self, z: torch.Tensor) -> torch.Tensor:
-        """Squared Mahalanobis distances ``(z - mu)^T Sigma^-1 (z - mu)``, shape (B, K * M)."""
-        k, m, d = self.n_classes, self.n_components, self.latent_dim
-        inv = self.precision_tril().reshape(k * m, d, d)
-        return whitened_residuals(z, inv, self.means.reshape(k * m, d)).square().sum(1).T
-
-    def log_component(self, z: torch.Tensor) -> torch.Tensor:
-        """``log N(z; mu_{y,m}, Sigma_{y,m})`` for every class and component, shape (B, K, M)."""
-        k, m, d = self.n_classes, self.n_components, self.latent_dim
-        half_log_det = torch.log(self.scales()).sum(-1)  # 0.5 log|Sigma| = sum log diag L
-        maha = self.mahalanobis(z).view(-1, k, m)
-        return -0.5 * maha - half_log_det - 0.5 * d * math.log(2 * math.pi)
 
     def log_class_conditional(self, z: torch.Tensor) -> torch.Tensor:
         """``log q(z | y)`` for every class, shape (B, K).
@@ -328,7 +317,8 @@ class MASSNetwork(nn.Module):
         self.analytic = analytic_ok and jacobian != "autograd"
 
     def _layers(self) -> list[nn.Module]:
-        return [*list(self.encoder), self.projection] if self.analytic else []
+        """The flat ``Linear (act Linear)*`` chain of ``f`` on the analytic path, else empty."""
+        return mlp_layers(self.encoder, self.projection) if self.analytic else []
 
     def forward(self, x: torch.Tensor) -> MASSOutput:
         if self.analytic:

@@ -23,6 +23,7 @@ the singular values of ``Df``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -59,19 +60,25 @@ class _WideLogVolume(torch.autograd.Function):
     Gram matrix squares the condition number). The backward pass uses the
     closed form ``d/dJ 0.5 log det(J J^T) = (J J^T)^-1 J``: one (d x d) @ (d x D)
     product per row in the input dtype, instead of differentiating the
-    float64 Gram product (several times slower for wide inputs).
+    float64 Gram product (several times slower for wide inputs); the direct
+    route of :class:`_MLPChainLogVolume` uses the same two steps.
+    Differentiable once (:func:`skinfo.nn.first_order.first_order_only`): the
+    closed form is not differentiated again, so ``create_graph=True`` raises
+    a clear error instead of returning wrong second derivatives.
     """
 
     @staticmethod
     def forward(ctx, jac: torch.Tensor) -> torch.Tensor:
         out, chol = _wide_log_volume(jac)
+        # saved: the Jacobians J and the float64 Cholesky factor of J J^T
         ctx.save_for_backward(jac, chol)
         return out
 
     @staticmethod
+    @first_order_only
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        jac, chol = ctx.saved_tensors
-        return _wide_log_volume_grad(jac, chol, grad)
+        jac, gram_chol = ctx.saved_tensors  # as saved in forward: J, chol(J J^T)
+        return _wide_log_volume_grad(jac, gram_chol, grad)
 
 
 def log_volume(jac: torch.Tensor) -> torch.Tensor:
@@ -82,7 +89,8 @@ def log_volume(jac: torch.Tensor) -> torch.Tensor:
     input dtype. A numerically singular matrix gives ``-inf`` (the map is
     degenerate: it collapses a direction), so that a training loss built on it
     diverges loudly rather than silently. Differentiable once (first-order
-    gradients, which is what training needs).
+    gradients, which is what training needs; ``create_graph=True`` through
+    ``d != D`` raises a ``RuntimeError``).
 
     Examples
     --------
@@ -200,7 +208,7 @@ def activation_derivatives(
     ELU, ReLU, LeakyReLU, Tanh and Softplus (``beta=1``). The second derivative
     is ``None`` where it is zero everywhere (ReLU, LeakyReLU: piecewise
     linear). Both are differentiable with respect to ``h``; the second is what
-    the written-out backward pass of :func:`mlp_jacobian` needs for the
+    the written-out backward pass of :class:`_MLPChainLogVolume` needs for the
     gradient through the pre-activations.
 
     Examples
@@ -237,92 +245,76 @@ def _has_closed_form(act: nn.Module) -> bool:
     return isinstance(act, closed) or (isinstance(act, nn.Softplus) and act.beta == 1)
 
 
-def _chain_forward(acts, weights, hidden, first_product: bool = True):
-    """``Df`` of the chain and what its backward pass needs (see :class:`_MLPChainJacobian`).
+class _ChainStep(NamedTuple):
+    """What the backward pass of the chain keeps of hidden layer ``l`` (rows ``n``, width ``w``).
 
-    With ``first_product=False`` the walk stops at ``C_1`` (the last element
-    of the returned list's first entry) without the input-side product
-    ``C_1 W_1``, and ``None`` stands for ``Df``.
+    With ``P_L = W_L``, ``C_l = P_{l+1} diag(a'_l)`` and ``P_l = C_l W_l``.
+    """
+
+    prod: torch.Tensor  #: ``P_{l+1}``, shape (n, d, w)
+    first: torch.Tensor  #: ``a'_l(h_l)``, shape (n, w)
+    scaled: torch.Tensor  #: ``C_l``, shape (n, d, w)
+
+
+def _chain_forward(acts, weights, hidden, first_product: bool = True):
+    """``Df`` of the chain, its :class:`_ChainStep` per hidden layer and the ``a''_l``.
+
+    The steps and second derivatives are listed from the input side (layer 1
+    first). With ``first_product=False`` the walk stops at ``C_1``
+    (``steps[0].scaled``) without the input-side product ``C_1 W_1``, and
+    ``None`` stands for ``Df``.
     """
     n, d = hidden[0].shape[0], weights[-1].shape[0]
     prod = weights[-1].expand(n, -1, -1)  # P_L, (n, d, width)
-    saved, second = [], []
-    steps = zip(reversed(acts), reversed(weights[:-1]), reversed(hidden))
-    for i, (act, weight, h) in enumerate(steps):
+    steps, second = [], []
+    layers = zip(reversed(acts), reversed(weights[:-1]), reversed(hidden))
+    for i, (act, weight, h) in enumerate(layers):
         first, sec = activation_derivatives(act, h)
         scaled = prod * first.unsqueeze(1)  # C_l
-        saved.append((prod, first, scaled))
+        steps.append(_ChainStep(prod=prod, first=first, scaled=scaled))
         second.append(sec)
         if i == len(acts) - 1 and not first_product:
             prod = None
         else:
             prod = (scaled.reshape(n * d, -1) @ weight).view(n, d, -1)  # P_l
     # input side first
-    return prod, saved[::-1], second[::-1]
+    return prod, steps[::-1], second[::-1]
 
 
-def _chain_backward(weights, saved, second, grad, needs):
+def _chain_backward(weights, steps, second, grad, needs):
     """Gradients ``(dW_1, ..., dW_L, dh_1, ..., dh_{L-1})`` from ``grad = dL/dDf``."""
     n, d = grad.shape[0], grad.shape[1]
     flat_g = grad.contiguous().view(n * d, -1)
-    grad_w1 = saved[0][2].reshape(n * d, -1).T @ flat_g if needs[0] else None
+    grad_w1 = steps[0].scaled.reshape(n * d, -1).T @ flat_g if needs[0] else None
     grad_c1 = (flat_g @ weights[0].T).view(n, d, -1)  # dC_1
-    return _chain_backward_from(weights, saved, second, grad_w1, grad_c1, needs)
+    return _chain_backward_from(weights, steps, second, grad_w1, grad_c1, needs)
 
 
-def _chain_backward_from(weights, saved, second, grad_w1, grad_c1, needs):
-    """Gradients ``(dW_1, ..., dW_L, dh_1, ..., dh_{L-1})`` from ``dW_1`` and ``dC_1``."""
+def _chain_backward_from(weights, steps, second, grad_w1, grad_c1, needs):
+    """Gradients ``(dW_1, ..., dW_L, dh_1, ..., dh_{L-1})`` from ``dW_1`` and ``dC_1``.
+
+    For an upstream gradient ``G_1 = dL/dP_1`` the walk goes from the input
+    side: ``dW_l = sum_n C_l^T G_l``, ``dC_l = G_l W_l^T``,
+    ``G_{l+1} = dC_l diag(a'_l)``, ``dh_l = a''_l * sum_d (dC_l * P_{l+1})``,
+    ``dW_L = sum_n G_L``.
+    """
     n, d = grad_c1.shape[0], grad_c1.shape[1]
     n_w = len(weights)
     grad_w, grad_h = [grad_w1], []
     grad_scaled = grad_c1  # dC_l
-    for layer, ((prod, first, _), sec) in enumerate(zip(saved, second)):
+    for layer, (step, sec) in enumerate(zip(steps, second)):
         if sec is not None and needs[n_w + layer]:
-            grad_h.append((grad_scaled * prod).sum(1).mul_(sec))
+            grad_h.append((grad_scaled * step.prod).sum(1).mul_(sec))
         else:
             grad_h.append(None)
-        g = grad_scaled.mul_(first.unsqueeze(1))  # G_{l+1}
-        if layer + 1 < len(saved):
+        g = grad_scaled.mul_(step.first.unsqueeze(1))  # G_{l+1}
+        if layer + 1 < len(steps):
             flat_g = g.view(n * d, -1)
-            scaled = saved[layer + 1][2]  # C_{l+1}
+            scaled = steps[layer + 1].scaled  # C_{l+1}
             grad_w.append(scaled.reshape(n * d, -1).T @ flat_g if needs[layer + 1] else None)
             grad_scaled = (flat_g @ weights[layer + 1].T).view(n, d, -1)
     grad_w.append(g.sum(0) if needs[n_w - 1] else None)
     return (*grad_w, *grad_h)
-
-
-class _MLPChainJacobian(torch.autograd.Function):
-    """``Df = W_L diag(a'(h_{L-1})) W_{L-1} ... diag(a'(h_1)) W_1`` with a hand-written backward.
-
-    ``forward(acts, n_weights, W_1, ..., W_L, h_1, ..., h_{L-1})`` with the
-    pre-activations ``h_l`` of the rows, shape ``(n, width_l)``. With
-    ``P_L = W_L``, ``C_l = P_{l+1} diag(a'_l)`` and ``P_l = C_l W_l``, the
-    Jacobian is ``P_1``. For an upstream gradient ``G_1 = dL/dP_1`` the
-    backward pass walks the chain from the input side:
-    ``dW_l = sum_n C_l^T G_l``, ``dC_l = G_l W_l^T``,
-    ``G_{l+1} = dC_l diag(a'_l)``, ``dh_l = a''_l * sum_d (dC_l * P_{l+1})``,
-    ``dW_L = sum_n G_L``: the matrix products autograd would take, without
-    its per-node bookkeeping. Differentiable once
-    (:func:`skinfo.nn.first_order.first_order_only`).
-    """
-
-    @staticmethod
-    def forward(ctx, acts, n_weights: int, *tensors: torch.Tensor) -> torch.Tensor:
-        weights, hidden = tensors[:n_weights], tensors[n_weights:]
-        jac, saved, ctx.second = _chain_forward(acts, weights, hidden)
-        ctx.n_weights = n_weights
-        ctx.save_for_backward(*weights, *(t for layer in saved for t in layer))
-        return jac
-
-    @staticmethod
-    @first_order_only
-    def backward(ctx, grad: torch.Tensor):
-        weights, saved = _unpack(ctx)
-        return (
-            None,
-            None,
-            *_chain_backward(weights, saved, ctx.second, grad, ctx.needs_input_grad[2:]),
-        )
 
 
 #: The Gram route falls back to forming ``Df`` when the estimated rounding error of a
@@ -379,10 +371,10 @@ class _MLPChainLogVolume(torch.autograd.Function):
 
     ``forward(acts, n_weights, gram, W_1, ..., W_L, h_1, ..., h_{L-1})``.
 
-    Direct route (``gram=False``): :class:`_MLPChainJacobian` followed by the
-    log-volume of :func:`log_volume` (Gram matrix and Cholesky factor in
-    float64, gradient ``(Df Df^T)^-1 Df``), without the intermediate
-    autograd node.
+    Direct route (``gram=False``): the chain ``Df`` of :func:`mlp_jacobian`
+    followed by the log-volume of :func:`log_volume` (Gram matrix and
+    Cholesky factor in float64, gradient ``(Df Df^T)^-1 Df``); the backward
+    pass walks the chain with :func:`_chain_backward`.
 
     Gram route (``gram=True``): with ``Df = C_1 W_1`` (``C_1``, ``d x w`` per
     row: the chain down to the first hidden layer) and ``M = W_1 W_1^T``
@@ -398,45 +390,75 @@ class _MLPChainLogVolume(torch.autograd.Function):
     that of the direct route with ``|Df| / sigma_min``): when the estimate of
     :func:`_gram_rounding_error` exceeds :data:`GRAM_MAX_ERROR`, the batch
     takes the direct route.
+
+    Differentiable once (:func:`skinfo.nn.first_order.first_order_only`).
     """
 
     @staticmethod
     def forward(ctx, acts, n_weights: int, gram: bool, *tensors: torch.Tensor) -> torch.Tensor:
         weights, hidden = tensors[:n_weights], tensors[n_weights:]
-        jac, saved, ctx.second = _chain_forward(acts, weights, hidden, first_product=not gram)
-        c1 = saved[0][2]
+        jac, steps, second = _chain_forward(acts, weights, hidden, first_product=not gram)
+        c1 = steps[0].scaled
+        c1_m = None
         if gram:
-            out, chol, c1_m, gram = _gram_route(weights, c1)
-            if not gram:  # too ill-conditioned for float32: form Df after all
+            out, chol, c1_m, accurate = _gram_route(weights, c1)
+            if not accurate:  # too ill-conditioned for float32: form Df after all
+                gram, c1_m = False, None
                 jac = (c1.reshape(-1, c1.shape[-1]) @ weights[0]).view(*c1.shape[:2], -1)
         if not gram:
             out, chol = _wide_log_volume(jac)
-        ctx.n_weights, ctx.gram = n_weights, gram
-        extra = c1_m if gram else jac
-        ctx.save_for_backward(*weights, *(t for layer in saved for t in layer), extra, chol)
+        ctx.gram = gram  # the route this batch took
+        ctx.second = second  # a''_l per hidden layer (None where it is 0), input side first
+        ctx.n_weights, ctx.n_steps = n_weights, len(steps)
+        # unpacked by name in _saved_chain: W_1..W_L, the _ChainStep tensors of each
+        # hidden layer (input side first), C_1 M (Gram route) or Df (direct route),
+        # and the float64 Cholesky factor of Df Df^T
+        route = c1_m if gram else jac
+        ctx.save_for_backward(*weights, *(t for step in steps for t in step), route, chol)
         return out.to(c1.dtype)
 
     @staticmethod
     @first_order_only
     def backward(ctx, grad: torch.Tensor):
-        extra, chol = ctx.saved_tensors[-2:]
-        weights, saved = _unpack(ctx, extra=2)
+        saved = _saved_chain(ctx)
+        weights, steps, second = saved.weights, saved.steps, ctx.second
         needs = ctx.needs_input_grad[3:]
         if not ctx.gram:
-            grad_jac = _wide_log_volume_grad(extra, chol, grad)
-            grads = _chain_backward(weights, saved, ctx.second, grad_jac, needs)
+            jac = saved.route  # Df
+            grad_jac = _wide_log_volume_grad(jac, saved.chol, grad)
+            grads = _chain_backward(weights, steps, second, grad_jac, needs)
         else:
-            c1 = saved[0][2]
+            c1_m = saved.route  # C_1 M
+            c1 = steps[0].scaled
             n, d, w = c1.shape
-            inv = torch.cholesky_inverse(chol) * grad.to(torch.float64)[:, None, None]
+            inv = torch.cholesky_inverse(saved.chol) * grad.to(torch.float64)[:, None, None]
             inv = inv.to(c1.dtype)  # S
             grad_w1 = None
             if needs[0]:
                 sum_csc = c1.reshape(n * d, w).T @ (inv @ c1).reshape(n * d, w)
                 grad_w1 = sum_csc @ weights[0]
-            grad_c1 = inv @ extra  # S C_1 M
-            grads = _chain_backward_from(weights, saved, ctx.second, grad_w1, grad_c1, needs)
+            grad_c1 = inv @ c1_m  # S C_1 M
+            grads = _chain_backward_from(weights, steps, second, grad_w1, grad_c1, needs)
         return (None, None, None, *grads)
+
+
+class _ChainSaved(NamedTuple):
+    """The tensors :class:`_MLPChainLogVolume` saves for its backward pass, by name."""
+
+    weights: tuple[torch.Tensor, ...]  #: ``W_1, ..., W_L``
+    steps: list[_ChainStep]  #: one per hidden layer, input side first
+    route: torch.Tensor  #: ``C_1 M`` on the Gram route, ``Df`` on the direct route
+    chol: torch.Tensor  #: float64 Cholesky factor of ``Df Df^T``
+
+
+def _saved_chain(ctx) -> _ChainSaved:
+    """Name the saved tensors of :class:`_MLPChainLogVolume` (the order of its forward)."""
+    tensors = ctx.saved_tensors
+    n_w, n_flat = ctx.n_weights, 3 * ctx.n_steps
+    flat = tensors[n_w : n_w + n_flat]
+    steps = [_ChainStep._make(flat[i : i + 3]) for i in range(0, n_flat, 3)]
+    route, chol = tensors[n_w + n_flat :]
+    return _ChainSaved(weights=tensors[:n_w], steps=steps, route=route, chol=chol)
 
 
 def _gram_is_cheaper(rows: int, width: int, n_features: int) -> bool:
@@ -449,15 +471,17 @@ def _gram_is_cheaper(rows: int, width: int, n_features: int) -> bool:
     return 2 * w * w * big_d + 2 * rows * w * w < 3 * rows * w * big_d
 
 
-def _unpack(ctx, extra: int = 0):
-    tensors = ctx.saved_tensors[: len(ctx.saved_tensors) - extra]
-    weights, flat = tensors[: ctx.n_weights], tensors[ctx.n_weights :]
-    return weights, [flat[i : i + 3] for i in range(0, len(flat), 3)]
-
-
-def _mlp_jacobian_autograd(
+def mlp_jacobian(
     layers: Sequence[nn.Module], hidden: Sequence[torch.Tensor], rows: torch.Tensor
 ) -> torch.Tensor:
+    """Analytic ``Df`` of an MLP at the inputs ``rows`` of the pass that produced ``hidden``.
+
+    ``Df = W_L diag(act'(h_{L-1})) W_{L-1} ... diag(act'(h_1)) W_1``, multiplied
+    from the output side, so every intermediate product has only ``d`` rows.
+    Returns a tensor of shape ``(len(rows), d, D)``, built from tensor
+    operations that autograd differentiates with respect to the weights (and
+    the inputs, through ``hidden``).
+    """
     linears = layers[0::2]
     acts = layers[1::2]
     jac = linears[-1].weight.expand(len(rows), -1, -1)  # (n, d, width)
@@ -469,30 +493,6 @@ def _mlp_jacobian_autograd(
             scaled.shape[0], scaled.shape[1], -1
         )
     return jac
-
-
-def mlp_jacobian(
-    layers: Sequence[nn.Module], hidden: Sequence[torch.Tensor], rows: torch.Tensor
-) -> torch.Tensor:
-    """Analytic ``Df`` of an MLP at the inputs ``rows`` of the pass that produced ``hidden``.
-
-    ``Df = W_L diag(act'(h_{L-1})) W_{L-1} ... diag(act'(h_1)) W_1``, multiplied
-    from the output side, so every intermediate product has only ``d`` rows.
-    Returns a tensor of shape ``(len(rows), d, D)``, differentiable with
-    respect to the weights (and the inputs, through ``hidden``). For ELU,
-    ReLU, LeakyReLU, Tanh and Softplus the backward pass is written out
-    (:class:`_MLPChainJacobian`, once differentiable); other activations go
-    through autograd.
-    """
-    linears = layers[0::2]
-    acts = tuple(layers[1::2])
-    if not acts:
-        return linears[0].weight.expand(len(rows), -1, -1)
-    picked = [h[rows] for h in hidden]
-    if all(_has_closed_form(act) for act in acts):
-        weights = [linear.weight for linear in linears]
-        return _MLPChainJacobian.apply(acts, len(weights), *weights, *picked)
-    return _mlp_jacobian_autograd(layers, hidden, rows)
 
 
 def mlp_log_volume(

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from .first_order import first_order_only
-from .native import vib_kernels
 
 #: Variance of zero-entropy Gaussian noise: ``0.5 * log(2 pi e var) == 0``.
 ZERO_ENTROPY_VAR = 1.0 / (2.0 * math.pi * math.e)
@@ -19,13 +15,21 @@ ZERO_ENTROPY_VAR = 1.0 / (2.0 * math.pi * math.e)
 STD_SHIFT = 5.0
 
 
+def _kl_standard_terms(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """Elementwise ``mean^2 + std^2 - 1 - 2 log std``: twice the KL to N(0, 1) per dimension.
+
+    The 1 is subtracted per element, before any sum: near collapse (``mean ~ 0``,
+    ``std ~ 1``) each term is close to 0 and the sums lose nothing to cancellation.
+    """
+    return torch.addcmul(mean * mean, std, std).sub_(torch.log(std), alpha=2.0).sub_(1.0)
+
+
 def gaussian_kl_standard(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """Per-row ``KL(N(mean, diag std^2) || N(0, I))`` in nats (closed form).
 
     ``0.5 * sum_i (mean_i^2 + std_i^2 - 2 log std_i - 1)``. The mixture bound
-    :func:`gaussian_kl_to_mixture_bound` is built from it; the training rate of
-    :func:`sample_with_rate` evaluates the same formula inside its fused
-    autograd node (tested equal).
+    :func:`gaussian_kl_to_mixture_bound` and the training rate of
+    :func:`sample_with_rate` are built from it.
 
     Parameters
     ----------
@@ -41,172 +45,19 @@ def gaussian_kl_standard(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     >>> gaussian_kl_standard(torch.zeros(2, 3), torch.ones(2, 3)).tolist()
     [0.0, 0.0]
     """
-    u = torch.addcmul(mean * mean, std, std).sub_(torch.log(std), alpha=2.0)
-    return 0.5 * (u.sum(-1) - mean.shape[-1])
-
-
-@functools.lru_cache(maxsize=64)
-def _scalar(value: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """A cached 0-dim tensor holding ``value`` (a broadcast operand, no allocation per call)."""
-    return torch.full((), value, dtype=dtype, device=device)
-
-
-class _SampleWithRate(torch.autograd.Function):
-    """Reparametrized sample and mean closed-form rate of ``N(mean, softplus(rho - 5)^2)``.
-
-    One autograd node with a hand-written backward instead of about fifteen
-    elementwise nodes: the same values and gradients (checked against plain
-    autograd by ``gradcheck`` in the tests), fewer per-operation overheads.
-    At these sizes the fixed cost of each tensor operation dominates (4-7
-    microseconds each inside a training step, about twice what a tight loop
-    measures: the rest of the step leaves the dispatch code cold), so both
-    passes use as few operations as the formulas allow, 9 forward and 7
-    backward: the rate is the sum of the elementwise terms
-    ``(0.5 (mean^2 + std^2 - 1) - log std) / B`` built with fused
-    multiply-adds (the row KLs averaged, up to float rounding), and the
-    backward adds the rate's gradient to the sample's in place.
-    Differentiable once: the backward builds no graph, and
-    :func:`skinfo.nn.first_order.first_order_only` makes a request for a
-    second derivative (``create_graph=True``) raise a clear error.
-    """
-
-    @staticmethod
-    def forward(ctx, h: torch.Tensor, eps: torch.Tensor):
-        mean, rho = h.chunk(2, dim=-1)
-        t = rho - STD_SHIFT
-        std = F.softplus(t)
-        z = torch.addcmul(mean, std, eps)
-        # KL(N(mean, std^2) || N(0, I)) summed over the row, averaged over the B rows:
-        # sum over all entries of s * [0.5 (mean^2 + std^2 - 1) - log std], s = 1 / B
-        s = 1.0 / mean.shape[0]
-        terms = torch.addcmul(_scalar(-0.5 * s, h.dtype, h.device), mean, mean, value=0.5 * s)
-        terms.addcmul_(std, std, value=0.5 * s).sub_(torch.log(std), alpha=s)
-        ctx.save_for_backward(mean, t, std, eps)
-        return z, terms.sum()
-
-    @staticmethod
-    @first_order_only
-    def backward(ctx, grad_z: torch.Tensor, grad_rate: torch.Tensor):
-        mean, t, std, eps = ctx.saved_tensors
-        s = 1.0 / mean.shape[0]
-        # d rate / d mean = s * mean;  d rate / d std = s * (std - 1/std);  d z / d std = eps
-        grad_mean = torch.addcmul(grad_z, mean, grad_rate, value=s)
-        grad_std = torch.mul(grad_z, eps).addcmul_(std, grad_rate, value=s)
-        grad_std.addcdiv_(grad_rate, std, value=-s)
-        # d std / d rho = sigmoid(rho - 5)
-        return torch.cat((grad_mean, grad_std.mul_(torch.sigmoid(t))), dim=-1), None
-
-
-class _NativeVIBHead(torch.autograd.Function):
-    """Sample, rate and (optionally) linear decoder by the kernels of :mod:`skinfo.nn.native`.
-
-    Float32 on the CPU only. One pass over the batch forward, which also
-    stores the two elementwise derivatives that the backward pass needs
-    (``d z / d rho`` and ``d rate / d rho``, a ``(2, B, K)`` buffer), and one
-    pass backward, instead of about 16 tensor operations plus the decoder's
-    product and its three backward products: the same values and gradients
-    up to float32 rounding (tested against float64). Returns
-    ``(z, logits, rate)``; without a decoder (``weight`` None) the logits are
-    an empty ``(B, 0)`` tensor.
-    """
-
-    @staticmethod
-    def forward(ctx, h, eps, weight, bias, kernels):
-        b, k = eps.shape
-        c = 0 if weight is None else weight.shape[0]
-        z = torch.empty_like(eps)
-        logits = torch.empty((b, c), dtype=h.dtype)
-        rate = torch.empty((), dtype=h.dtype)
-        aux = torch.empty((2, b, k), dtype=h.dtype)
-        w_ptr, b_ptr = (None, None) if weight is None else (weight.data_ptr(), bias.data_ptr())
-        status = kernels.forward(
-            *(h.data_ptr(), eps.data_ptr(), STD_SHIFT, w_ptr, b_ptr),
-            *(z.data_ptr(), logits.data_ptr(), rate.data_ptr(), aux.data_ptr(), b, k, c),
-        )
-        if status != 0:
-            raise MemoryError("out of memory in the VIB decoder kernel")
-        ctx.kernels = kernels
-        ctx.set_materialize_grads(False)  # an unused output gets None, not a tensor of zeros
-        # z only for the decoder's gradients (as F.linear saves its input)
-        decoder_grads = weight is not None and (ctx.needs_input_grad[2] or ctx.needs_input_grad[3])
-        ctx.save_for_backward(h, aux, weight, z if decoder_grads else None)
-        return z, logits, rate
-
-    @staticmethod
-    @first_order_only
-    def backward(ctx, grad_z, grad_logits, grad_rate):
-        h, aux, weight, z = ctx.saved_tensors
-        b, k = aux.shape[1:]
-        grad_h = torch.empty_like(h)
-        grad_w = grad_b = None
-        c = 0
-        if weight is not None and grad_logits is not None:
-            c = weight.shape[0]
-            grad_logits = grad_logits.contiguous()
-            if z is not None:
-                grad_w, grad_b = torch.empty_like(weight), torch.empty(c, dtype=h.dtype)
-        grad_z = None if grad_z is None else grad_z.contiguous()
-
-        def ptr(t):
-            return None if t is None else t.data_ptr()
-
-        ctx.kernels.backward(
-            *(ptr(h), ptr(aux), None if c == 0 else ptr(weight), ptr(z)),
-            *(ptr(grad_z), None if c == 0 else ptr(grad_logits), ptr(grad_rate)),
-            *(ptr(grad_h), ptr(grad_w), ptr(grad_b), b, k, c),
-        )
-        return grad_h, None, grad_w, grad_b, None
-
-
-def _native_kernels(
-    h: torch.Tensor,
-    eps: torch.Tensor,
-    weight: torch.Tensor | None = None,
-    bias: torch.Tensor | None = None,
-):
-    """The compiled kernels when they apply to these tensors (float32 CPU matrices), else None."""
-    f32 = torch.float32
-    if (
-        not (
-            h.is_cpu
-            and eps.is_cpu
-            and h.dtype is f32
-            and eps.dtype is f32
-            and h.dim() == 2
-            and eps.dim() == 2
-            and h.shape[0] == eps.shape[0] > 0
-            and h.shape[1] == 2 * eps.shape[1]
-        )
-        or torch.compiler.is_compiling()
-    ):
-        return None
-    if weight is not None and not (
-        bias is not None
-        and weight.is_cpu
-        and bias.is_cpu
-        and weight.dtype is f32
-        and bias.dtype is f32
-        and weight.dim() == 2
-        and weight.shape[1] == eps.shape[1]
-        and bias.shape == weight.shape[:1]
-    ):
-        return None
-    return vib_kernels()
+    return 0.5 * _kl_standard_terms(mean, std).sum(-1)
 
 
 def sample_with_rate(h: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample Z and the batch-mean rate from the encoder output ``h = [mean, rho]``.
 
-    With ``std = softplus(rho - 5)``, returns ``z = mean + std * eps`` and the
-    rate ``mean_rows KL(N(mean, diag std^2) || N(0, I))`` in nats (closed
-    form), both differentiable (once) with respect to ``h``.
-
-    Float32 tensors on the CPU go through the compiled kernels of
-    :mod:`skinfo.nn.native` when they are available (one pass over the batch
-    forward and backward; the transcendental functions within 3 ulp);
-    everything else, or without a C compiler, through PyTorch operations in
-    one autograd node. Both give the same values and gradients up to float32
-    rounding.
+    With ``std = softplus(rho - 5)``, returns ``z = mean + std * eps`` (the
+    reparametrization) and the rate ``mean_rows KL(N(mean, diag std^2) || N(0, I))``
+    in nats (the closed form of :func:`gaussian_kl_standard`). Plain tensor
+    operations: autograd differentiates both with respect to ``h``, to any
+    order. As ``std`` underflows to 0 (``rho - 5`` below about -104 in
+    float32), ``log std`` is ``-inf`` and the rate ``+inf``, so a training run
+    stops loudly instead of continuing with a meaningless loss.
 
     Parameters
     ----------
@@ -230,55 +81,12 @@ def sample_with_rate(h: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, 
     >>> bool(torch.isclose(rate, 2 * (0.5 * std**2 - 0.5 - torch.log(std))))
     True
     """
-    kernels = _native_kernels(h, eps)
-    if kernels is not None:
-        z, _, rate = _NativeVIBHead.apply(h.contiguous(), eps.contiguous(), None, None, kernels)
-        return z, rate
-    return _SampleWithRate.apply(h, eps)
-
-
-def sample_decode_with_rate(
-    h: torch.Tensor, eps: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """:func:`sample_with_rate` followed by the linear decoder ``logits = z W^T + bias``.
-
-    The training path of :class:`VIBNetwork` (``'kl'``): on float32 CPU
-    tensors with the compiled kernels, sample, rate and decoder are one
-    autograd node (the decoder's product is small, ``K x C`` per row, and
-    fusing it saves its tensor operations); otherwise
-    ``sample_with_rate`` and ``torch.nn.functional.linear``.
-
-    Parameters
-    ----------
-    h : Tensor of shape (B, 2K)
-    eps : Tensor of shape (B, K)
-    weight : Tensor of shape (C, K)
-    bias : Tensor of shape (C,)
-
-    Returns
-    -------
-    z : Tensor of shape (B, K)
-    logits : Tensor of shape (B, C)
-    rate : Tensor of shape ()
-
-    Examples
-    --------
-    >>> import torch
-    >>> z, logits, rate = sample_decode_with_rate(
-    ...     torch.zeros(2, 4), torch.ones(2, 2), torch.ones(3, 2), torch.zeros(3)
-    ... )
-    >>> logits.shape
-    torch.Size([2, 3])
-    >>> bool(torch.allclose(logits, z.sum(-1, keepdim=True).expand(2, 3)))
-    True
-    """
-    kernels = _native_kernels(h, eps, weight, bias)
-    if kernels is not None:
-        return _NativeVIBHead.apply(
-            h.contiguous(), eps.contiguous(), weight.contiguous(), bias.contiguous(), kernels
-        )
-    z, rate = _SampleWithRate.apply(h, eps)
-    return z, F.linear(z, weight, bias), rate
+    mean, rho = h.chunk(2, dim=-1)
+    std = F.softplus(rho - STD_SHIFT)
+    z = torch.addcmul(mean, std, eps)
+    # the mean over rows of gaussian_kl_standard, summed over all entries at once
+    rate = _kl_standard_terms(mean, std).sum().mul(0.5 / mean.shape[0])
+    return z, rate
 
 
 def gaussian_kl_to_mixture_bound(
@@ -345,23 +153,6 @@ class ZeroEntropyNoise(nn.Module):
         return z + torch.randn_like(z) * math.sqrt(self.variance)
 
 
-def _is_plain_linear(module: nn.Module) -> bool:
-    """An ``nn.Linear`` with a bias and no hooks: its call may be replaced by ``F.linear``."""
-    hooks = nn.modules.module
-    return (
-        type(module) is nn.Linear
-        and module.bias is not None
-        and not module._forward_hooks
-        and not module._forward_pre_hooks
-        and not module._backward_hooks
-        and not module._backward_pre_hooks
-        and not hooks._global_forward_hooks
-        and not hooks._global_forward_pre_hooks
-        and not hooks._global_backward_hooks
-        and not hooks._global_backward_pre_hooks
-    )
-
-
 class VIBNetwork(nn.Module):
     """Encoder -> latent Z -> linear softmax decoder.
 
@@ -373,14 +164,11 @@ class VIBNetwork(nn.Module):
     ``forward`` (the objective's path, in training and validation) returns
     ``(z, logits, rate)`` with one fresh sample of Z per row, in either module
     mode; ``rate`` is the batch mean of ``KL(p(z|x) || N(0, I))`` for the
-    stochastic encoder and None otherwise. For the stochastic encoder it
-    calls :func:`sample_decode_with_rate` with the decoder's weights (one
-    fused node; the compiled kernels on float32 CPU tensors) unless the
-    decoder has forward hooks, in which case the decoder is called as a
-    module. ``log_proba`` averages the decoder
-    softmax over the ``n_samples`` noise vectors of the buffer ``pred_noise``,
-    shared by every row, so predictions do not depend on a row's position or
-    batch.
+    stochastic encoder and None otherwise. For the stochastic encoder, Z and
+    the rate come from :func:`sample_with_rate` and the logits from calling
+    the decoder module on Z. ``log_proba`` averages the decoder softmax over
+    the ``n_samples`` noise vectors of the buffer ``pred_noise``, shared by
+    every row, so predictions do not depend on a row's position or batch.
 
     The buffers ``marginal_mean``, ``marginal_var`` (C, K) and
     ``marginal_log_weight`` (C,) hold a Gaussian mixture fitted to the
@@ -442,8 +230,6 @@ class VIBNetwork(nn.Module):
         h = self.to_latent(self.encoder(x))
         if self.stochastic:
             eps = torch.randn(h.shape[0], h.shape[1] // 2, dtype=h.dtype, device=h.device)
-            if _is_plain_linear(self.decoder):
-                return sample_decode_with_rate(h, eps, self.decoder.weight, self.decoder.bias)
             z, rate = sample_with_rate(h, eps)
             return z, self.decoder(z), rate
         z = self.noise(h)
