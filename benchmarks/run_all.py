@@ -37,6 +37,7 @@ PIECES: list[tuple[str, str, list[str], bool]] = [
     ("IB-INN", "ibinn", [], True),
     ("approximate mass", "approx_mass", [], True),
     ("compile=True", "compile", [], True),
+    ("OOD scores", "ood_scores", [], True),
     ("confidence landscapes", "landscapes", ["--readme"], False),
 ]
 

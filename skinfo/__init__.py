@@ -20,12 +20,14 @@ _LAZY = {
     "MASSClassifier": "mass",
     "IBINNClassifier": "ibinn",
     "ApproxMassFlowDetector": "approx_mass",
+    "OODDetector": "ood",
 }
 
 __all__ = [
     "ApproxMassFlowDetector",
     "IBINNClassifier",
     "MASSClassifier",
+    "OODDetector",
     "OVAClassifier",
     "SoftmaxClassifier",
     "TrainingDivergedError",

@@ -23,6 +23,7 @@ Optional hooks: ``_param_groups()`` (per-parameter-group optimizer options),
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Callable
 from numbers import Integral, Real
 
@@ -34,12 +35,13 @@ from sklearn.base import (
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
 )
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ._inference import infer
-from ._input import check_input
+from ._input import check_input, check_sample_weight
 from ._params import (
     ANY,
     BOOLEAN,
@@ -53,7 +55,8 @@ from ._params import (
     check_params,
 )
 from ._training import OPTIMIZERS, atomic_fit, train
-from .nn.encoders import ACTIVATIONS, MLP, output_width
+from .nn.encoders import ACTIVATIONS, MLP, Reshape, SmallCNN, output_width
+from .nn.resnet import ResNet
 
 
 def _is_optimizer(value) -> bool:
@@ -75,6 +78,41 @@ def probability_score(log_proba: torch.Tensor, kind: str) -> torch.Tensor:
     if kind == "neg_entropy":
         return (log_p.exp() * log_p).sum(-1)
     raise ValueError(f"Unknown probability score {kind!r}.")
+
+
+def class_frequencies(
+    y: np.ndarray, n_classes: int, sample_weight: np.ndarray | None = None
+) -> np.ndarray:
+    """Relative (weighted) frequency of each encoded class in ``y``, shape (n_classes,).
+
+    A class absent from ``y`` (possible in a first ``partial_fit`` batch)
+    counts as one unit-weight row, so every frequency is positive.
+    """
+    counts = np.bincount(y, weights=sample_weight, minlength=n_classes).astype(np.float64)
+    counts[counts <= 0] = 1.0 if sample_weight is None else float(np.mean(sample_weight))
+    return counts / counts.sum()
+
+
+def _takes_no_argument(factory) -> bool:
+    """Whether ``factory()`` can be called with no argument (e.g. a module class)."""
+    try:
+        inspect.signature(factory).bind()
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def class_sample_weight(class_weight, classes: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-row weights from a ``class_weight`` parameter (sklearn's meaning).
+
+    ``'balanced'``: ``n_samples / (n_classes * count(class))`` over the classes
+    present in ``y``; a dict maps class labels to weights (others get 1).
+    """
+    if isinstance(class_weight, dict):
+        unknown = [label for label in class_weight if label not in set(classes.tolist())]
+        if unknown:
+            raise ValueError(f"class_weight names labels not in the data: {unknown[:5]}.")
+    return compute_sample_weight(class_weight, y)
 
 
 class NeuralEstimator(BaseEstimator):
@@ -139,6 +177,7 @@ class NeuralEstimator(BaseEstimator):
         "n_iter_": Interval(Integral, 0, 10**6),
         "device_": DEVICE,
         "_seed": Interval(Integral, 0, 2**31),
+        "image_shape_": Sizes(lengths=(3, 3)),
     }
 
     def __init__(
@@ -157,7 +196,9 @@ class NeuralEstimator(BaseEstimator):
         verbose=0,
         callbacks=None,
         on_nan="raise",
+        **kwargs,
     ):
+        vars(self).update(kwargs)  # routed optimizer__<option> parameters, checked at fit
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -172,8 +213,55 @@ class NeuralEstimator(BaseEstimator):
         self.callbacks = callbacks
         self.on_nan = on_nan
 
+    # ------------------------------------------------- routed optimizer options
+    def get_params(self, deep: bool = True) -> dict:
+        """Get parameters, the routed ``optimizer__<option>`` ones included.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            Also return the parameters of contained objects that are estimators.
+
+        Returns
+        -------
+        params : dict
+            Parameter names mapped to their values.
+        """
+        params = super().get_params(deep=deep)
+        params.update(self._optimizer_options())
+        return params
+
+    def set_params(self, **params):
+        """Set parameters, routed ``optimizer__<option>`` ones included (skorch's convention).
+
+        Parameters
+        ----------
+        **params : dict
+            Estimator parameters, e.g. ``lr=1e-2`` or ``optimizer__momentum=0.9``.
+
+        Returns
+        -------
+        self : object
+            The estimator.
+        """
+        valid = set(self._get_param_names())
+        # routed options, and (like the constructor's) other keywords checked at fit
+        extra = {
+            k: params.pop(k)
+            for k in list(params)
+            if k.startswith("optimizer__") or k.split("__")[0] not in valid
+        }
+        vars(self).update(extra)
+        return super().set_params(**params)
+
+    def _optimizer_options(self) -> dict:
+        """The routed ``optimizer__<option>`` parameters, as set."""
+        return {k: v for k, v in vars(self).items() if k.startswith("optimizer__")}
+
     # ------------------------------------------------------------------ hooks
-    def _build_module(self, X: np.ndarray, y: np.ndarray | None) -> nn.Module:
+    def _build_module(
+        self, X: np.ndarray, y: np.ndarray | None, sample_weight: np.ndarray | None = None
+    ) -> nn.Module:
         raise NotImplementedError
 
     def _build_criterion(self, X: np.ndarray, y: np.ndarray | None) -> nn.Module:
@@ -198,11 +286,37 @@ class NeuralEstimator(BaseEstimator):
         return False
 
     # -------------------------------------------------------------- plumbing
+    def _sample_shape(self, n_features: int) -> tuple[int, ...]:
+        """The shape of one sample: ``input_shape``, else the fitted image shape, else flat."""
+        shape = getattr(self, "input_shape", None) or getattr(self, "image_shape_", None)
+        shape = (n_features,) if shape is None else tuple(int(s) for s in shape)
+        if int(np.prod(shape)) != n_features:
+            raise ValueError(
+                f"input_shape={shape} holds {int(np.prod(shape))} values but X has "
+                f"{n_features} features."
+            )
+        return shape
+
     def _check_params(self) -> None:
+        names = set(self._get_param_names())
+        for name in vars(self):
+            routed = name.startswith("optimizer__") and name.count("__") == 1
+            if not (routed or name in names or name.startswith("_") or name.endswith("_")):
+                raise ValueError(
+                    f"{type(self).__name__} got an unexpected parameter {name!r}; besides its "
+                    "own parameters it takes only optimizer__<option> (routed to the optimizer)."
+                )
         check_params(self)
 
-    def _fit_tensors(self, X: np.ndarray, y: np.ndarray | None) -> NeuralEstimator:
-        train(self, X, y)
+    def _fit_tensors(
+        self,
+        X: np.ndarray,
+        y: np.ndarray | None,
+        sample_weight: np.ndarray | None = None,
+        *,
+        partial: bool = False,
+    ) -> NeuralEstimator:
+        train(self, X, y, sample_weight=sample_weight, partial=partial)
         return self
 
     def _infer(
@@ -302,6 +416,7 @@ class NeuralClassifier(
         "warm_start": [BOOLEAN],
         "accelerator": [ANY],
         "compile": [BOOLEAN],
+        "class_weight": [None, Options(("balanced",)), dict],
     }
 
     _fitted_attributes: dict = {
@@ -323,8 +438,10 @@ class NeuralClassifier(
         warm_start=False,
         accelerator=None,
         compile=False,
+        class_weight=None,
         **training,
     ):
+        self.class_weight = class_weight
         self.encoder = encoder
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -338,28 +455,35 @@ class NeuralClassifier(
         return True
 
     def _make_encoder(self, n_features: int) -> tuple[nn.Module, int]:
-        """Build the encoder for flat rows of ``n_features``; return it and its width."""
-        shape = (n_features,) if self.input_shape is None else tuple(self.input_shape)
-        if int(np.prod(shape)) != n_features:
-            raise ValueError(
-                f"input_shape={shape} holds {int(np.prod(shape))} values but X has "
-                f"{n_features} features."
-            )
+        """Build the encoder for flat rows of ``n_features``; return it and its width.
+
+        For images (``input_shape`` or image-shaped X) the default encoder is
+        :class:`~skinfo.nn.SmallCNN`, and a user's module receives the rows
+        reshaped to ``(B, C, H, W)``. A module class whose constructor takes
+        no argument is instantiated as it is; other callables are called with
+        the input shape.
+        """
+        shape = self._sample_shape(n_features)
+        image = len(shape) == 3
         if self.encoder is None:
-            module = MLP(n_features, self.hidden_layer_sizes, self.activation)
+            module = (
+                SmallCNN(shape)
+                if image
+                else MLP(n_features, self.hidden_layer_sizes, self.activation)
+            )
         elif isinstance(self.encoder, nn.Module):
             module = copy.deepcopy(self.encoder)
         else:
-            module = self.encoder(shape)
+            module = self.encoder() if _takes_no_argument(self.encoder) else self.encoder(shape)
             if not isinstance(module, nn.Module):
-                raise ValueError(
-                    f"encoder(input_shape) must return a torch nn.Module, got {type(module)}."
-                )
+                raise ValueError(f"encoder must build a torch nn.Module, got {type(module)}.")
+        if image and not isinstance(module, (MLP, SmallCNN, ResNet)):  # ours take flat rows
+            module = nn.Sequential(Reshape(shape), module)
         return module, output_width(module, n_features)
 
     @atomic_fit
-    def fit(self, X, y):
-        """Train the network on ``X`` (n_samples, n_features) and labels ``y``.
+    def fit(self, X, y, sample_weight=None):
+        """Train the network on ``X`` and labels ``y``.
 
         A fit that raises leaves the estimator as it was before the call.
 
@@ -369,6 +493,9 @@ class NeuralClassifier(
             Training data.
         y : array-like of shape (n_samples,)
             Labels (any hashable values).
+        sample_weight : array-like of shape (n_samples,) or None, default=None
+            Weight of each row in the loss (each term of the objective is a
+            weighted mean over the rows); multiplied by ``class_weight``.
 
         Returns
         -------
@@ -384,13 +511,89 @@ class NeuralClassifier(
                 f"warm_start=True needs the classes seen before {list(self.classes_)}; "
                 f"got {list(classes)}. Set warm_start=False to train afresh."
             )
-        self.classes_ = classes
-        if len(self.classes_) < 2:
+        if len(classes) < 2:
             raise ValueError(
                 f"{type(self).__name__} needs samples of at least 2 classes in the data, "
-                f"but the data contains only one class: {self.classes_[0]!r}."
+                f"but the data contains only one class: {classes[0]!r}."
             )
-        self._fit_tensors(X, y_encoded.astype(np.int64))
+        self.classes_ = classes
+        return self._train_encoded(X, y, y_encoded, sample_weight)
+
+    @atomic_fit
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Train one epoch on the batch ``X, y``, continuing the fitted network.
+
+        The first call builds the network for ``classes`` (all the classes
+        that will ever be seen); later calls continue its weights and
+        optimizer state, whatever ``warm_start`` says. A call that raises
+        leaves the estimator as it was.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A batch of training data.
+        y : array-like of shape (n_samples,)
+            Its labels, all in ``classes``.
+        classes : array-like of shape (n_classes,) or None, default=None
+            Every class, required at the first call; later calls may pass it
+            again (it must not change) or leave it out.
+        sample_weight : array-like of shape (n_samples,) or None, default=None
+            Weight of each row in the loss.
+
+        Returns
+        -------
+        self : object
+            The estimator.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_iris
+        >>> from skinfo import SoftmaxClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> clf = SoftmaxClassifier(hidden_layer_sizes=(16,), random_state=0)
+        >>> for batch in np.array_split(np.random.RandomState(0).permutation(150), 5):
+        ...     clf = clf.partial_fit(X[batch], y[batch], classes=[0, 1, 2])
+        >>> clf.n_iter_, clf.predict_proba(X[:2]).shape
+        (5, (2, 3))
+        """
+        first = not hasattr(self, "net_")
+        if first and classes is None:
+            raise ValueError("classes must be passed to the first call of partial_fit.")
+        X, y = self._check_input(X, y, reset=first)
+        check_classification_targets(y)
+        if classes is not None:
+            classes = np.unique(np.asarray(classes))
+            if not first and not np.array_equal(classes, self.classes_):
+                raise ValueError(
+                    f"classes={list(classes)} differs from the classes of the first call "
+                    f"{list(self.classes_)}."
+                )
+            if len(classes) < 2:
+                raise ValueError(f"classes must hold at least 2 classes, got {list(classes)}.")
+        if self.class_weight == "balanced":
+            raise ValueError(
+                "class_weight='balanced' needs every class count, which partial_fit does not "
+                "see; pass a dict of class weights, or use fit."
+            )
+        known = self.classes_ if not first else classes
+        y_encoded = np.searchsorted(known, y).clip(0, len(known) - 1)
+        unseen = known[y_encoded] != y
+        if unseen.any():
+            raise ValueError(
+                f"y holds labels not in classes {list(known)}: {sorted(set(y[unseen]))[:5]}."
+            )
+        self.classes_ = known
+        return self._train_encoded(X, y, y_encoded, sample_weight, partial=True)
+
+    def _train_encoded(self, X, y, y_encoded, sample_weight, *, partial: bool = False):
+        """Train on float32 ``X`` and encoded labels with the combined sample weights."""
+        weights = check_sample_weight(sample_weight, len(X))
+        if self.class_weight is not None:
+            weights = (1.0 if weights is None else weights) * class_sample_weight(
+                self.class_weight, self.classes_, y
+            )
+        self._fit_tensors(X, y_encoded.astype(np.int64), weights, partial=partial)
         module = self.net_.module_.eval()
         with torch.no_grad():
             first_row = torch.from_numpy(np.array(X[:1], np.float32)).to(self.net_.device)

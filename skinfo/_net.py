@@ -35,27 +35,44 @@ class TrainingDivergedError(FloatingPointError, ValueError):
     """
 
 
-def _dataset_tensors(dataset) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Return the (X, y) tensors behind a skorch ``Dataset`` or a ``Subset`` of one."""
+def _dataset_arrays(dataset) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """The (X, y, sample_weight) tensors behind a skorch ``Dataset`` or a ``Subset`` of one.
+
+    ``X`` is a tensor, or a dict ``{"X": ..., "sample_weight": ...}`` when the
+    estimator was fitted with sample weights.
+    """
     indices = None
     if isinstance(dataset, Subset):
         indices = torch.as_tensor(np.asarray(dataset.indices), dtype=torch.long)
         dataset = dataset.dataset
-    X = torch.as_tensor(dataset.X)
+    X, weight = dataset.X, None
+    if isinstance(X, dict):
+        X, weight = X["X"], torch.as_tensor(X["sample_weight"])
+    X = torch.as_tensor(X)
     y = None if dataset.y is None else torch.as_tensor(dataset.y)
     if indices is not None:
         X = X[indices]
         y = None if y is None else y[indices]
-    return X, y
+        weight = None if weight is None else weight[indices]
+    return X, y, weight
+
+
+def _dataset_tensors(dataset) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The (X, y) tensors behind a skorch ``Dataset`` or a ``Subset`` of one."""
+    return _dataset_arrays(dataset)[:2]
 
 
 class TensorBatchIterator:
     """Iterate over mini-batches by slicing tensors, one slice per batch.
 
+    With sample weights, each batch is ``(X, (y, sample_weight))``; the
+    criterion receives the weights as ``sample_weight``.
+
     Parameters
     ----------
     dataset : skorch.dataset.Dataset or torch.utils.data.Subset of one
-        Holds ``X`` (and optionally ``y``) as tensors or arrays.
+        Holds ``X`` (and optionally ``y``) as tensors or arrays; ``X`` may be a
+        dict ``{"X": ..., "sample_weight": ...}``.
     batch_size : int
         Rows per batch; the last batch may be smaller.
     shuffle : bool, default=False
@@ -67,7 +84,7 @@ class TensorBatchIterator:
     def __init__(
         self, dataset, batch_size: int, shuffle: bool = False, seed: int | None = None
     ) -> None:
-        self.X, self.y = _dataset_tensors(dataset)
+        self.X, self.y, self.sample_weight = _dataset_arrays(dataset)
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.generator = torch.Generator()
@@ -87,7 +104,11 @@ class TensorBatchIterator:
                 rows = slice(start, start + self.batch_size)
             else:
                 rows = order[start : start + self.batch_size]
-            yield self.X[rows], (None if self.y is None else self.y[rows])
+            y = None if self.y is None else self.y[rows]
+            if self.sample_weight is None:
+                yield self.X[rows], y
+            else:
+                yield self.X[rows], (y, self.sample_weight[rows])
 
 
 def compiled_objective(criterion: Callable) -> Callable:
@@ -163,13 +184,47 @@ class SkinfoNet(NeuralNet):
             )
             return result
 
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        """skorch's loop; a ``KeyboardInterrupt`` is noted (``interrupted_``) before skorch
+        stops training and keeps the completed epochs."""
+        self.interrupted_ = False
+        try:
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except KeyboardInterrupt:
+            self.interrupted_ = True
+            raise
+
+    def predict_proba(self, X):
+        """Class probabilities from the module's ``log_proba`` (evaluation mode, no grad).
+
+        Lets skorch's scoring callbacks (``EpochScoring("accuracy")``, sklearn scorer
+        names) see probabilities and labels, not the module's raw training output.
+        """
+        if not hasattr(self.module_, "log_proba"):
+            return super().predict_proba(X)
+        self.module_.eval()
+        rows = []
+        with torch.no_grad():
+            for Xi in self.get_iterator(self.get_dataset(X), training=False):
+                Xi = Xi[0] if isinstance(Xi, tuple | list) else Xi
+                log_p = self.module_.log_proba(torch.as_tensor(Xi).to(self.device))
+                rows.append(torch.softmax(log_p.double(), -1).cpu())
+        return torch.cat(rows).numpy()
+
+    def predict(self, X):
+        """Encoded class labels (``argmax`` of :meth:`predict_proba`)."""
+        return self.predict_proba(X).argmax(axis=1)
+
     def __getstate__(self):
         state = super().__getstate__()
         state.pop("_compiled_objective", None)  # compiled code is rebuilt after loading
         return state
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        terms = self._objective(training)(y_pred, y_true, X=X, module=self.module_)
+        weights = {}
+        if isinstance(y_true, tuple):  # (y, sample_weight) from TensorBatchIterator
+            y_true, weights["sample_weight"] = y_true
+        terms = self._objective(training)(y_pred, y_true, X=X, module=self.module_, **weights)
         loss = terms["loss"]
         prefix = "train" if training else "valid"
         values, converted = {}, {}

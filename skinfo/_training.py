@@ -15,6 +15,8 @@ import copy
 import fnmatch
 import functools
 import inspect
+import re
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -29,7 +31,7 @@ from torch import nn
 
 from ._net import AcceleratedSkinfoNet, SkinfoNet, TensorBatchIterator, TrainingDivergedError
 from ._params import resolve_device
-from .callbacks import BestWeights, DivergenceCheck, LossComponents
+from .callbacks import BestWeights, DivergenceCheck, LossComponents, ValidAccuracy
 
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
@@ -90,6 +92,35 @@ def optimizer_class(optimizer: str | type) -> type[torch.optim.Optimizer]:
     return OPTIMIZERS[optimizer.lower()] if isinstance(optimizer, str) else optimizer
 
 
+def optimizer_options(est: Any, optimizer: type[torch.optim.Optimizer]) -> dict:
+    """skorch ``optimizer__*`` arguments: ``weight_decay`` and the routed options.
+
+    Raises
+    ------
+    ValueError
+        For an option the optimizer does not take, or one that another
+        parameter already sets (``lr``, the learning-rate groups, ``weight_decay``).
+    """
+    routed = est._optimizer_options()
+    accepted = set(inspect.signature(optimizer).parameters) - {"params"}
+    for name in routed:
+        option = name.removeprefix("optimizer__")
+        if option in ("lr", "param_groups"):
+            raise ValueError(
+                f"{name} is set by the estimator's learning-rate parameters; use lr"
+                + (" and head_lr" if "head_lr" in est.get_params(deep=False) else "")
+                + " instead."
+            )
+        if option not in accepted:
+            raise ValueError(
+                f"{name}: {optimizer.__name__} takes no option {option!r}; it takes "
+                f"{', '.join(sorted(accepted - {'lr'}))}."
+            )
+    if "optimizer__weight_decay" in routed and est.weight_decay:
+        raise ValueError("Set either weight_decay or optimizer__weight_decay, not both.")
+    return {"optimizer__weight_decay": est.weight_decay, **routed}
+
+
 def head_param_groups(
     head_lr: float | None, lr: float, factor: float, pattern: str = "head.*"
 ) -> list:
@@ -109,8 +140,10 @@ def _callbacks(est: Any) -> list:
     if est.on_nan == "restore":
         monitor = "valid_loss" if est.validation_fraction is not None else "train_loss"
         callbacks.append(("best_weights", BestWeights(monitor=monitor)))
-    if est.verbose and est.verbose > 0:
-        callbacks.append(("progress_bar", ProgressBar()))
+    if est.validation_fraction is not None and est._stratify():  # classifiers
+        callbacks.append(("valid_acc", ValidAccuracy()))
+    if est.verbose and est.verbose > 0 and sys.stdout.isatty():
+        callbacks.append(("progress_bar", ProgressBar()))  # one line per epoch elsewhere
     if est.early_stopping:
         stopping = EarlyStopping(
             monitor="valid_loss", patience=est.n_iter_no_change, load_best=True
@@ -119,6 +152,14 @@ def _callbacks(est: Any) -> list:
     callbacks += est._extra_callbacks()
     callbacks += copy.deepcopy(list(est.callbacks or []))
     return callbacks
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def print_plain(text: str) -> None:
+    """``print`` without ANSI colour codes (skorch's epoch table, written to a log)."""
+    print(_ANSI.sub("", text), flush=True)
 
 
 def build_net(est: Any, module: nn.Module, criterion: nn.Module, split: Any) -> SkinfoNet:
@@ -140,14 +181,16 @@ def build_net(est: Any, module: nn.Module, criterion: nn.Module, split: Any) -> 
         if not est.verbose:
             # skorch's PrintLog formats a table every epoch even when it prints nothing
             extra["callbacks__print_log"] = None
+        elif not sys.stdout.isatty():
+            extra["callbacks__print_log__sink"] = print_plain  # no colour codes in logs
     optimizer = optimizer_class(est.optimizer)
     for option, value in update_kernel_options(optimizer, device).items():
         extra[f"optimizer__{option}"] = value
+    extra.update(optimizer_options(est, optimizer))
     net = net_class(
         module=module,
         criterion=criterion,
         optimizer=optimizer,
-        optimizer__weight_decay=est.weight_decay,
         optimizer__param_groups=est._param_groups(),
         lr=est.lr,
         max_epochs=est.max_epochs,
@@ -217,22 +260,37 @@ def _completed_epochs(net: SkinfoNet) -> History:
     return History(rows)
 
 
-def train(est: Any, X: np.ndarray, y: np.ndarray | None) -> None:
+def train(
+    est: Any,
+    X: np.ndarray,
+    y: np.ndarray | None,
+    *,
+    sample_weight: np.ndarray | None = None,
+    partial: bool = False,
+) -> None:
     """Build (or, under ``warm_start``, continue) the estimator's net and train it on ``X``.
 
-    Sets ``net_``, ``history_``, ``n_iter_``, ``device_`` and the seed. A
+    ``sample_weight`` (already validated, float, one per row) weighs each
+    row's loss. ``partial=True`` trains one epoch, continuing a fitted net
+    (``partial_fit``). Sets ``net_``, ``history_``, ``n_iter_``, ``device_``
+    and the seed. A
     ``KeyboardInterrupt`` stops training and keeps the completed epochs. A
     diverging loss raises :class:`TrainingDivergedError` (which carries the
     completed epochs in its ``history``), or with ``on_nan='restore'``
     restores the weights of the best finite epoch and warns.
     """
     est._check_params()
-    continuing = bool(getattr(est, "warm_start", False)) and hasattr(est, "net_")
+    continuing = hasattr(est, "net_") and (partial or bool(getattr(est, "warm_start", False)))
+    if sample_weight is not None and getattr(est, "accelerator", None) is not None:
+        raise ValueError("sample_weight is not supported with an accelerator.")
     if not continuing:
         est.device_ = resolve_device(est.device)
         est._seed = int(check_random_state(est.random_state).randint(np.iinfo(np.int32).max))
     X_t = torch.from_numpy(np.array(X, dtype=np.float32, copy=True))
     y_t = None if y is None else torch.from_numpy(np.asarray(y))
+    X_in = X_t
+    if sample_weight is not None:
+        X_in = {"X": X_t, "sample_weight": torch.as_tensor(sample_weight, dtype=torch.float32)}
     previous_epochs = len(est.net_.history) if continuing else 0
     with torch_seed(est._seed + previous_epochs, est.device_):
         if continuing:
@@ -250,17 +308,27 @@ def train(est: Any, X: np.ndarray, y: np.ndarray | None) -> None:
                 split = ValidSplit(
                     est.validation_fraction, stratified=est._stratify(), random_state=est._seed
                 )
-            net = build_net(est, est._build_module(X, y), est._build_criterion(X, y), split)
+            module = est._build_module(X, y, sample_weight)
+            net = build_net(est, module, est._build_criterion(X, y), split)
             net.initialize()
+        if partial:
+            net.max_epochs = 1
         est.net_ = net
         try:
-            net.partial_fit(X_t, y_t)
+            net.partial_fit(X_in, y_t)
         except TrainingDivergedError as error:
             if est.on_nan != "restore" or not _restore_best(net, error):
                 error.history = _completed_epochs(net)
                 raise
         est.history_ = _completed_epochs(net)
         est.n_iter_ = len(est.history_)
+        if getattr(net, "interrupted_", False):
+            warnings.warn(
+                f"Training was interrupted (KeyboardInterrupt) after {est.n_iter_} completed "
+                "epoch(s); the model of the last completed epoch is kept.",
+                UserWarning,
+                stacklevel=4,
+            )
         est._after_fit(X, y)
 
 

@@ -100,6 +100,8 @@ class DivergenceCheck(Callback):
     Parameters
     ----------
     factor : float, default=1e3
+        Largest allowed rise of the epoch's mean training loss over the first
+        batch's loss, in units of ``|first| + 1``.
     """
 
     def __init__(self, factor: float = 1e3) -> None:
@@ -120,3 +122,21 @@ class DivergenceCheck(Callback):
                 f"{first:.4g} (first batch) to {loss:.4g}. Try a smaller lr, standardized "
                 "inputs, or a smaller weight on the regularizing term."
             )
+
+
+class ValidAccuracy(Callback):
+    """Record the accuracy on the validation rows as ``valid_acc`` every epoch.
+
+    Added by the classifiers when ``validation_fraction`` is set, next to
+    ``valid_loss``; computed from the module's class probabilities in
+    evaluation mode.
+    """
+
+    def on_epoch_end(self, net, dataset_valid=None, **kwargs) -> None:
+        if dataset_valid is None:
+            return
+        from ._net import _dataset_tensors
+
+        X, y = _dataset_tensors(dataset_valid)
+        predicted = net.predict(X)
+        net.history.record("valid_acc", float(np.mean(predicted == y.numpy())))

@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import GradientNormClipping
 from torch import nn
 
-from ._base import NeuralClassifier
+from ._base import NeuralClassifier, class_frequencies
 from ._params import BOOLEAN, MAX_SIZE, Check, Interval, Options
 from ._training import head_param_groups
 from .nn.inn import INN_PRESETS, IBINNNetwork, conv_inn, dense_inn
@@ -82,10 +82,12 @@ class IBINNClassifier(NeuralClassifier):
         label frequencies.
     n_blocks : int, default=4
         Coupling blocks of the dense INN.
-    inn_architecture : str or sequence, default='paper'
-        Convolutional INN (used when ``input_shape`` is set): a preset of
-        ``skinfo.nn.INN_PRESETS`` (``'paper'``, ``'small'``) or a sequence
-        of ints and ``'down'``.
+    inn_architecture : str or sequence, default='auto'
+        Convolutional INN (used for images: ``input_shape`` or image-shaped
+        X): ``'auto'`` (``'paper'`` for images of 2 or more channels,
+        ``'small'`` for single-channel ones, whose first couplings need the
+        channels a downsampling gives), a preset of ``skinfo.nn.INN_PRESETS``
+        (``'paper'``, ``'small'``) or a sequence of ints and ``'down'``.
     n_fc_blocks : int, default=2
         Dense blocks after the convolutional levels.
     conv_width : int, default=32
@@ -99,9 +101,9 @@ class IBINNClassifier(NeuralClassifier):
         mixture, the flow's classification head); ``None`` means ``10 * lr``.
     clip_grad_norm : float or None, default=8.0
         Clip the gradient norm of all parameters to this value at every step;
-        ``None`` disables clipping. On digits, ``lr=1e-2`` for 50 epochs
-        without clipping sometimes degraded (accuracy 0.961 +- 0.018 over 3
-        seeds, 0.973 +- 0.007 with clipping at 8; see the docs page).
+        ``None`` disables clipping. Clipping keeps the large default step
+        (``lr=1e-2``) from occasionally degrading longer trainings (see the
+        IB-INN page of the documentation).
     ood_score : {'typicality', 'log_likelihood'}, default='typicality'
         :meth:`score_samples`: ``-|log q(x) - mean_train log q(x)|`` (the
         single-input typicality test) or ``log q(x)``.
@@ -116,9 +118,9 @@ compile
         The defaults differ from the other estimators': ``lr=1e-2`` and
         ``max_epochs=20``. The couplings start near the identity (FrEIA scales
         the subnet output by 0.1), so the flow needs a larger step than an
-        MLP; on digits ``lr=1e-3`` for 15 epochs stops at 92-93 % accuracy
-        where ``1e-2`` reaches 97-98 % (the defaults are explained with
-        measurements in the IB-INN page of the documentation).
+        MLP: at ``lr=1e-3`` a short training leaves it visibly less accurate
+        (the defaults are explained with measurements on the IB-INN page of
+        the documentation).
 
     Attributes
     ----------
@@ -158,7 +160,7 @@ compile
         label_smoothing=0.05,
         learn_prior=False,
         n_blocks=4,
-        inn_architecture="paper",
+        inn_architecture="auto",
         n_fc_blocks=2,
         conv_width=32,
         clamp=1.0,
@@ -186,6 +188,8 @@ compile
         on_nan="raise",
         accelerator=None,
         compile=False,
+        class_weight=None,
+        **kwargs,
     ):
         self.beta = beta
         self.loss = loss
@@ -222,6 +226,8 @@ compile
             on_nan=on_nan,
             accelerator=accelerator,
             compile=compile,
+            class_weight=class_weight,
+            **kwargs,
         )
 
     _constraints: dict = {
@@ -233,7 +239,7 @@ compile
         "learn_prior": [BOOLEAN],
         "n_blocks": [Interval(Integral, 1, 1024)],
         "inn_architecture": [
-            Options(tuple(sorted(INN_PRESETS))),
+            Options(("auto", *sorted(INN_PRESETS))),
             Check(
                 lambda v: (
                     isinstance(v, list | tuple)
@@ -259,26 +265,30 @@ compile
     }
 
     # ----------------------------------------------------------------- hooks
-    def _build_module(self, X, y) -> nn.Module:
+    def _build_module(self, X, y, sample_weight=None) -> nn.Module:
         n_features = X.shape[1]
         hidden = tuple(int(h) for h in self.hidden_layer_sizes)
-        if self.input_shape is None:
+        shape = self._sample_shape(n_features)
+        if len(shape) != 3:
             flow = dense_inn(n_features, self.n_blocks, hidden, self.activation, self.clamp)
         else:
+            architecture = self.inn_architecture
+            if isinstance(architecture, str) and architecture == "auto":
+                architecture = "paper" if shape[0] >= 2 else "small"
             flow = conv_inn(
-                tuple(self.input_shape),
-                self.inn_architecture,
+                shape,
+                architecture,
                 self.n_fc_blocks,
                 hidden,
                 self.conv_width,
                 self.activation,
                 self.clamp,
             )
-        counts = np.bincount(y, minlength=len(self.classes_)).astype(np.float32)
+        prior = class_frequencies(y, len(self.classes_), sample_weight).astype(np.float32)
         gmm = LatentGMM(
             len(self.classes_),
             n_features,
-            torch.from_numpy(counts / counts.sum()),
+            torch.from_numpy(prior),
             learn_prior=bool(self.learn_prior),
             distance=float(self.means_distance),
         )

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._base import NeuralClassifier
+from ._base import NeuralClassifier, class_frequencies
 from ._params import MAX_SIZE, Check, Interval, Options
 from ._training import head_param_groups
 from .nn.gmm import ClassConditionalGMM, MASSNetwork
@@ -109,9 +109,9 @@ class MASSClassifier(NeuralClassifier):
         ``z`` freely: ``q`` then does not fit ``f(X)``, the cross-entropy
         pushes the training representations into its tails, and the density
         scores of :meth:`score_samples` rank out-of-distribution inputs
-        *above* the training data. Measured on digits (see the docs page):
-        with ``head_lr = 30 * lr`` the density scores rank OOD inputs below
-        the training data and accuracy is unchanged.
+        *above* the training data. On digits (see the MASS page of the
+        documentation), with ``head_lr = 30 * lr`` the density scores rank
+        OOD inputs below the training data and accuracy is unchanged.
     encoder, hidden_layer_sizes, activation, input_shape, max_epochs, batch_size, lr, \
 optimizer, weight_decay, validation_fraction, early_stopping, n_iter_no_change, device, \
 random_state, verbose, callbacks, warm_start, on_nan, accelerator, \
@@ -120,9 +120,9 @@ compile
         the paper's SmallMLP (400-200, ELU). For images, pass
         ``encoder=skinfo.nn.resnet20`` and ``input_shape=(C, H, W)``.
         ``compile=True`` fuses the many small operations of the head and the
-        Jacobian term (``torch.compile``): about 10-20 % less time per step of
-        the SmallMLP on 64 inputs, after a one-time compilation of tens of
-        seconds, so it pays in long trainings.
+        Jacobian term (``torch.compile``): each step takes less time after a
+        one-time compilation, so it pays in long trainings (timings on the
+        MASS page of the documentation).
 
     Attributes
     ----------
@@ -193,6 +193,8 @@ compile
         on_nan="raise",
         accelerator=None,
         compile=False,
+        class_weight=None,
+        **kwargs,
     ):
         self.beta = beta
         self.latent_dim = latent_dim
@@ -223,6 +225,8 @@ compile
             on_nan=on_nan,
             accelerator=accelerator,
             compile=compile,
+            class_weight=class_weight,
+            **kwargs,
         )
 
     _constraints: dict = {
@@ -248,10 +252,9 @@ compile
     def _param_groups(self) -> list:
         return head_param_groups(self.head_lr, self.lr, HEAD_LR_FACTOR)
 
-    def _build_module(self, X, y) -> nn.Module:
+    def _build_module(self, X, y, sample_weight=None) -> nn.Module:
         encoder, width = self._make_encoder(X.shape[1])
-        counts = np.bincount(y, minlength=len(self.classes_)).astype(np.float64)
-        prior = counts / counts.sum()
+        prior = class_frequencies(y, len(self.classes_), sample_weight)
         head = ClassConditionalGMM(
             int(self.latent_dim),
             len(self.classes_),
@@ -265,8 +268,7 @@ compile
         return module
 
     def _after_fit(self, X, y) -> None:
-        counts = np.bincount(y, minlength=len(self.classes_)).astype(np.float64)
-        self.class_prior_ = counts / counts.sum()
+        self.class_prior_ = self.net_.module_.head.log_prior.detach().exp().double().cpu().numpy()
 
     def _build_criterion(self, X, y) -> nn.Module:
         frac = self.jacobian_fraction

@@ -244,16 +244,24 @@ def _bin_sums(
 
 
 class CalibrationBins(NamedTuple):
-    """Per-bin statistics of the top-label predictions (see :func:`calibration_bins`)."""
+    """Per-bin statistics of the top-label predictions (see :func:`calibration_bins`).
+
+    Parameters
+    ----------
+    edges : ndarray of shape (n_bins + 1,)
+        Bin edges.
+    confidence : ndarray of shape (n_bins,)
+        Mean top-label confidence in each bin (NaN for an empty bin).
+    accuracy : ndarray of shape (n_bins,)
+        Fraction of correct top-label predictions in each bin (NaN for an empty bin).
+    count : ndarray of shape (n_bins,)
+        Number of samples in each bin.
+    """
 
     edges: np.ndarray
-    """Bin edges, shape (n_bins + 1,)."""
     confidence: np.ndarray
-    """Mean top-label confidence in each bin (NaN for an empty bin)."""
     accuracy: np.ndarray
-    """Fraction of correct top-label predictions in each bin (NaN for an empty bin)."""
     count: np.ndarray
-    """Number of samples in each bin."""
 
 
 def calibration_bins(

@@ -347,7 +347,10 @@ def load(path: str | os.PathLike, *, device: str | None = None, **params: Any):
     stored = _read_json(path, payload, "params")
     fitted = _read_json(path, payload, "fitted")
     accepted = cls().get_params(deep=False)
-    unknown = sorted((set(stored) | set(params)) - set(accepted))
+    routed = {
+        k for k in (set(stored) | set(params)) if k.startswith("optimizer__") and k.count("__") == 1
+    }
+    unknown = sorted((set(stored) | set(params)) - set(accepted) - routed)
     if unknown:
         raise ValueError(f"{path}: {name} has no parameter(s) {unknown[:5]}.")
     estimator = cls(**{**stored, **params})

@@ -97,6 +97,8 @@ compile
         on_nan="raise",
         accelerator=None,
         compile=False,
+        class_weight=None,
+        **kwargs,
     ):
         self.ood_score = ood_score
         self.label_smoothing = label_smoothing
@@ -121,6 +123,8 @@ compile
             on_nan=on_nan,
             accelerator=accelerator,
             compile=compile,
+            class_weight=class_weight,
+            **kwargs,
         )
 
     _constraints: dict = {
@@ -129,7 +133,7 @@ compile
         "label_smoothing": [Interval(Real, 0, 1, closed="left")],
     }
 
-    def _build_module(self, X, y) -> nn.Module:
+    def _build_module(self, X, y, sample_weight=None) -> nn.Module:
         encoder, width = self._make_encoder(X.shape[1])
         return SoftmaxNetwork(encoder, nn.Linear(width, len(self.classes_)))
 

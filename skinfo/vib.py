@@ -87,9 +87,9 @@ class VIBClassifier(NeuralClassifier):
       is dominated by ``||mu(x)||^2 / 2``, and the encoder maps unfamiliar
       inputs (noise, unseen classes) *nearer the origin* than training-like
       inputs, where the decoder is unsure: on digits this score ranks those
-      OOD sets as more in-distribution than the test digits (AUROC 0.02 on
-      Gaussian noise, 0.14 on held-out classes; see the VIB docs page). It is
-      kept for comparison; it is not a good detector here.
+      OOD sets as more in-distribution than the test digits (see the VIB page
+      of the documentation). It is kept for comparison; it is not a good
+      detector here.
     * ``'max_proba'``, ``'neg_entropy'``: maximum predicted probability and
       minus the predictive entropy.
 
@@ -180,6 +180,8 @@ compile
         on_nan="raise",
         accelerator=None,
         compile=False,
+        class_weight=None,
+        **kwargs,
     ):
         self.beta = beta
         self.regularizer = regularizer
@@ -208,6 +210,8 @@ compile
             on_nan=on_nan,
             accelerator=accelerator,
             compile=compile,
+            class_weight=class_weight,
+            **kwargs,
         )
 
     _constraints: dict = {
@@ -225,7 +229,7 @@ compile
         if self.ood_score == "neg_rate" and self.regularizer != "kl":
             raise ValueError("ood_score='neg_rate' needs regularizer='kl'.")
 
-    def _build_module(self, X, y) -> nn.Module:
+    def _build_module(self, X, y, sample_weight=None) -> nn.Module:
         encoder, width = self._make_encoder(X.shape[1])
         return VIBNetwork(
             encoder,
@@ -253,7 +257,9 @@ compile
         stats = self._infer(X, lambda m, x: torch.cat(m.distribution(x), dim=-1))
         mu, var_x = stats[:, : self.latent_dim], stats[:, self.latent_dim :] ** 2
         n_classes = len(self.classes_)
-        counts = np.bincount(y, minlength=n_classes).astype(np.float64)[:, None]  # all > 0
+        counts = np.bincount(y, minlength=n_classes).astype(np.float64)[:, None]
+        absent = counts[:, 0] == 0  # only in a partial_fit batch: N(0, I), a tiny weight
+        counts[absent] = 0.5
 
         def class_mean(values: np.ndarray) -> np.ndarray:
             sums = np.zeros((n_classes, values.shape[1]))
@@ -262,6 +268,7 @@ compile
 
         mean, noise_var = class_mean(mu), class_mean(var_x)
         var = np.maximum(class_mean(mu**2 + var_x) - mean**2, noise_var)  # max: float safety
+        mean[absent], var[absent] = 0.0, 1.0
         log_weight = np.log(counts[:, 0] / len(y))
         self.net_.module_.set_marginal(*map(torch.from_numpy, (mean, var, log_weight)))
 

@@ -4,6 +4,7 @@ import joblib
 import numpy as np
 import pytest
 import torch
+from estimator_zoo import expected_failed_checks
 from scipy.stats import norm
 from sklearn.datasets import load_digits
 from sklearn.metrics import roc_auc_score
@@ -233,6 +234,15 @@ def test_fitted_approximate_mass_matches_autograd_on_the_fitted_flow():
         assert det.approximate_mass(X[i : i + 1])[0] == pytest.approx(g.norm().item(), rel=1e-4)
 
 
+def test_default_contamination_is_the_five_percent_quantile_of_training_scores():
+    X = np.random.RandomState(2).normal(size=(200, 3))
+    det = ApproxMassFlowDetector(**FAST)
+    assert det.contamination == 0.05
+    det.fit(X)
+    assert det.offset_ == np.quantile(det.score_samples(X), 0.05)
+    assert np.mean(det.predict(X) == -1) == pytest.approx(0.05, abs=0.005)
+
+
 def test_contamination_flags_ten_percent_of_digits():
     X = load_digits().data[:600]
     pipe = Pipeline(
@@ -266,6 +276,8 @@ def test_image_flow_estimator_digits(tmp_path):
         {"noise": -0.1},
         {"ood_score": "x"},
         {"contamination": 0.7},
+        {"contamination": 0.0},
+        {"contamination": "auto"},  # no score-defined threshold: a float only
         {"n_blocks": 0},
         {"n_scales": 0},
         {"clamp": 0.0},
@@ -340,6 +352,8 @@ def test_gridsearch_over_alpha_with_ood_auroc_scorer():
 
 
 @pytest.mark.slow
-@parametrize_with_checks([ApproxMassFlowDetector(**FAST)])
+@parametrize_with_checks(
+    [ApproxMassFlowDetector(**FAST)], expected_failed_checks=expected_failed_checks
+)
 def test_sklearn_checks(estimator, check):
     check(estimator)

@@ -169,7 +169,8 @@ def _bad_inputs(detector):
         "1d": (X[:, 0], y, "2D array"),
         "empty": (X[:0], y[:0], "0 sample"),
         "huge": (X * 1e39, y, "too large"),
-        "3d": (X.reshape(30, 2, 2), y, "dim 3|2D|2 dimensions"),
+        # (n, H, W) and (n, C, H, W) are images (tests/test_usability.py); 5-D is not
+        "5d": (X.reshape(30, 1, 1, 2, 2), y, "dim 5|2D|2 dimensions"),
     }
     if not detector:
         cases["one-class"] = (X, np.zeros(30, dtype=int), "class")
@@ -179,7 +180,7 @@ def _bad_inputs(detector):
 
 @pytest.mark.parametrize("est", ALL, ids=ids)
 def test_bad_input_gives_clear_value_error_for_every_estimator(est):
-    """NaN/inf, 1-D or 3-D X, empty X, one class, mismatched lengths: sklearn's ValueError."""
+    """NaN/inf, 1-D or 5-D X, empty X, one class, mismatched lengths: sklearn's ValueError."""
     detector = _is_detector(est)
     for X, y, match in _bad_inputs(detector).values():
         with pytest.raises(ValueError, match=match):

@@ -55,10 +55,13 @@ def load_digits_split(
     Returns
     -------
     X_train : ndarray of shape (n_train, 64), dtype float32
+        Training images, one per row.
     X_test : ndarray of shape (n_test, 64), dtype float32
+        Test images, one per row.
     y_train : ndarray of shape (n_train,), dtype int64
         Digit labels 0..9.
     y_test : ndarray of shape (n_test,), dtype int64
+        Digit labels 0..9.
 
     Examples
     --------
@@ -106,10 +109,13 @@ def load_digits_held_out(
     Returns
     -------
     X_train : ndarray of shape (n_train, 64), dtype float32
+        Training images of the digits in ``classes_in``.
     y_train : ndarray of shape (n_train,), dtype int64
         Labels, all in ``classes_in``.
     X_test_in : ndarray of shape (n_test_in, 64), dtype float32
+        Test images of the digits in ``classes_in``.
     y_test_in : ndarray of shape (n_test_in,), dtype int64
+        Their labels.
     X_ood : ndarray of shape (n_ood, 64), dtype float32
         Test images of the digits not in ``classes_in``.
     y_ood : ndarray of shape (n_ood,), dtype int64

@@ -27,6 +27,7 @@ def rotate90(X, k: int = 1, *, image_shape: Sequence[int] | None = None) -> np.n
     Returns
     -------
     ndarray of shape (n_samples, n_features)
+        The images turned by ``k`` quarter turns, flattened in the same layout.
 
     Examples
     --------
@@ -64,6 +65,7 @@ def flip(X, axis: str = "horizontal", *, image_shape: Sequence[int] | None = Non
     Returns
     -------
     ndarray of shape (n_samples, n_features)
+        The mirrored images, flattened in the same layout.
 
     Examples
     --------
@@ -100,6 +102,7 @@ def invert(X, *, value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
     Returns
     -------
     ndarray of shape (n_samples, n_features)
+        The inverted images, in the scale of ``X``.
 
     Examples
     --------
@@ -141,6 +144,7 @@ def gaussian_noise_like(
     Returns
     -------
     ndarray of shape (n_samples, n_features)
+        The noise images, in ``value_range`` and the dtype of ``X``.
 
     Examples
     --------
@@ -184,6 +188,7 @@ def uniform_noise_like(
     Returns
     -------
     ndarray of shape (n_samples, n_features)
+        The noise images, in ``value_range`` and the dtype of ``X``.
 
     Examples
     --------
@@ -252,6 +257,7 @@ def make_digits_ood(X, kind: str, *, random_state=None, **kwargs) -> np.ndarray:
     Returns
     -------
     ndarray of shape (n_samples, n_features)
+        The OOD images, in the dtype and scale of ``X``.
 
     Examples
     --------

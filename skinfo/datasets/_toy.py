@@ -44,6 +44,7 @@ def make_ova_toy(
     Returns
     -------
     X : ndarray of shape (n_per_class * n_classes, 2), dtype float64
+        The 2-D points.
     y : ndarray of shape (n_per_class * n_classes,), dtype int64
         Class labels ``0 .. n_classes - 1``.
 

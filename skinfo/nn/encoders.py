@@ -141,6 +141,18 @@ class SmallCNN(nn.Module):
         self.out_features = int(out_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Encode images given as flat rows.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, C * H * W)
+            One flattened image per row, in channel-height-width order.
+
+        Returns
+        -------
+        torch.Tensor of shape (B, out_features)
+            The representation.
+        """
         return self.body(x)
 
 
@@ -149,6 +161,18 @@ def output_width(module: nn.Module, n_features: int) -> int:
 
     Uses the module's ``out_features`` attribute when it has one, otherwise a
     forward pass of two zero rows in evaluation mode.
+
+    Parameters
+    ----------
+    module : nn.Module
+        An encoder mapping rows ``(B, n_features)`` to ``(B, width)``.
+    n_features : int
+        Width of its input rows.
+
+    Returns
+    -------
+    int
+        The width of the representation.
     """
     width = getattr(module, "out_features", None)
     if isinstance(width, int):

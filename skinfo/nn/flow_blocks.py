@@ -342,6 +342,12 @@ class Flow(nn.Module):
     the output is flattened. ``forward(x)`` returns ``(z, log|det dz/dx|)``
     (a tensor per row, also for an empty chain); ``inverse(z)`` returns ``x``.
     The blocks are ``flow.inn[i]``.
+
+    Parameters
+    ----------
+    inn : FrEIA.framework.SequenceINN
+        The invertible chain; its input shape (``inn.shapes[0]``) is the shape
+        each row is reshaped to.
     """
 
     def __init__(self, inn: SequenceINN) -> None:
@@ -350,13 +356,37 @@ class Flow(nn.Module):
         self.input_shape = tuple(int(s) for s in inn.shapes[0])
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``z`` (flat rows) and ``log|det dz/dx|`` per row."""
+        """Map inputs to the latent space.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, D)
+            Input rows.
+
+        Returns
+        -------
+        z : torch.Tensor of shape (B, D)
+            The latent codes, flattened.
+        log_det : torch.Tensor of shape (B,)
+            ``log|det dz/dx|`` of each row.
+        """
         z, log_det = self.inn(x.reshape(x.shape[0], *self.input_shape))
         if not torch.is_tensor(log_det):
             log_det = x.new_full((x.shape[0],), float(log_det))
         return z.reshape(x.shape[0], -1), log_det
 
     def inverse(self, z: torch.Tensor) -> torch.Tensor:
-        """Return ``x`` (flat rows) from ``z``."""
+        """Map latent codes back to inputs (the inverse of :meth:`forward`).
+
+        Parameters
+        ----------
+        z : torch.Tensor of shape (B, D)
+            Latent codes, flattened.
+
+        Returns
+        -------
+        torch.Tensor of shape (B, D)
+            The inputs ``x``, flattened.
+        """
         x, _ = self.inn(z, rev=True)
         return x.reshape(z.shape[0], -1)

@@ -88,8 +88,9 @@ class MixtureLogDensity(torch.autograd.Function):
     ``dmu_c = -A_c^T sum_b d residual_cb``; then ``d lower`` is the strict
     lower triangle of ``dA`` and ``d scales = -diag(dA) / scales^2 -
     (sum_b r) / scales``. Three matrix products and a few elementwise passes,
-    in one autograd node (autograd's graph of the same expression, with the
-    parametrization, takes about twice as long). Differentiable once: the
+    in one autograd node, faster than autograd's graph of the same expression
+    with the parametrization (timings on the MASS page of the documentation,
+    "For maintainers"). Differentiable once: the
     backward is guarded by :func:`skinfo.nn.first_order.first_order_only`, so
     asking for a second derivative (``create_graph=True``) raises a clear
     error instead of silently dropping terms.
@@ -203,7 +204,13 @@ class ClassConditionalGMM(nn.Module):
         self.lower = nn.Parameter(torch.zeros(k, m, d, d))
 
     def scales(self) -> torch.Tensor:
-        """Diagonal of the covariance Cholesky factors, ``softplus(raw) + min_scale`` (K, M, d)."""
+        """Diagonal of the covariance Cholesky factors, ``softplus(raw) + min_scale``.
+
+        Returns
+        -------
+        torch.Tensor of shape (K, M, d)
+            Positive scales, at least ``min_scale``.
+        """
         return F.softplus(self.raw_diag) + self.min_scale
 
     def precision_tril(self) -> torch.Tensor:
@@ -212,25 +219,52 @@ class ClassConditionalGMM(nn.Module):
         Lower triangular with diagonal ``1 / scales()`` (the inverse of a
         triangular matrix has the reciprocal diagonal) and a free strict lower
         triangle, a one-to-one reparametrization of the strict lower triangle of ``L``.
+
+        Returns
+        -------
+        torch.Tensor of shape (K, M, d, d)
+            The lower-triangular inverse Cholesky factors.
         """
         return torch.tril(self.lower, diagonal=-1) + torch.diag_embed(1.0 / self.scales())
 
     def scale_tril(self) -> torch.Tensor:
-        """Cholesky factors ``L`` of the covariances, shape (K, M, d, d)."""
+        """Cholesky factors ``L`` of the covariances.
+
+        Returns
+        -------
+        torch.Tensor of shape (K, M, d, d)
+            Lower-triangular ``L`` with ``L L^T`` the covariance of each component.
+        """
         inv = self.precision_tril()
         eye = torch.eye(self.latent_dim, dtype=inv.dtype, device=inv.device)
         return torch.linalg.solve_triangular(inv, eye.expand_as(inv), upper=False)
 
     def covariances(self) -> torch.Tensor:
-        """Covariance matrices ``L L^T``, shape (K, M, d, d)."""
+        """Covariance matrices ``L L^T``.
+
+        Returns
+        -------
+        torch.Tensor of shape (K, M, d, d)
+            The covariance of every component of every class.
+        """
         tril = self.scale_tril()
         return tril @ tril.transpose(-1, -2)
 
     def log_class_conditional(self, z: torch.Tensor) -> torch.Tensor:
-        """``log q(z | y)`` for every class, shape (B, K).
+        """``log q(z | y)`` for every class.
 
         One :class:`MixtureLogDensity` node (hand-written backward) over
         every class and component.
+
+        Parameters
+        ----------
+        z : torch.Tensor of shape (B, latent_dim)
+            Representations.
+
+        Returns
+        -------
+        torch.Tensor of shape (B, K)
+            The class-conditional log-densities.
         """
         k, m, d = self.n_classes, self.n_components, self.latent_dim
         return MixtureLogDensity.apply(
@@ -242,19 +276,63 @@ class ClassConditionalGMM(nn.Module):
         )
 
     def log_joint(self, z: torch.Tensor) -> torch.Tensor:
-        """``log q(z | y) + log p(y)``, shape (B, K)."""
+        """``log q(z | y) + log p(y)``, the joint log-density of ``z`` and each class.
+
+        Parameters
+        ----------
+        z : torch.Tensor of shape (B, latent_dim)
+            Representations.
+
+        Returns
+        -------
+        torch.Tensor of shape (B, K)
+            The joint log-densities.
+        """
         return self.log_class_conditional(z) + self.log_prior
 
     def log_marginal(self, z: torch.Tensor) -> torch.Tensor:
-        """``log q(z) = log sum_y q(z | y) p(y)``, shape (B,)."""
+        """``log q(z) = log sum_y q(z | y) p(y)``, the marginal log-density.
+
+        Parameters
+        ----------
+        z : torch.Tensor of shape (B, latent_dim)
+            Representations.
+
+        Returns
+        -------
+        torch.Tensor of shape (B,)
+            The marginal log-density of each row.
+        """
         return torch.logsumexp(self.log_joint(z), dim=-1)
 
     def log_posterior(self, z: torch.Tensor) -> torch.Tensor:
-        """``log q(y | z)`` by Bayes' rule, shape (B, K); rows are normalized."""
+        """``log q(y | z)`` by Bayes' rule.
+
+        Parameters
+        ----------
+        z : torch.Tensor of shape (B, latent_dim)
+            Representations.
+
+        Returns
+        -------
+        torch.Tensor of shape (B, K)
+            Class log-probabilities; each row's exponentials sum to 1.
+        """
         return torch.log_softmax(self.log_joint(z), dim=-1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """The log-posterior ``log q(y | z)`` (the classifier's log-probabilities)."""
+        """The log-posterior ``log q(y | z)`` (the classifier's log-probabilities).
+
+        Parameters
+        ----------
+        z : torch.Tensor of shape (B, latent_dim)
+            Representations.
+
+        Returns
+        -------
+        torch.Tensor of shape (B, K)
+            Same as :meth:`log_posterior`.
+        """
         return self.log_posterior(z)
 
 
@@ -321,29 +399,80 @@ class MASSNetwork(nn.Module):
         return mlp_layers(self.encoder, self.projection) if self.analytic else []
 
     def forward(self, x: torch.Tensor) -> MASSOutput:
+        """The representation and, on the analytic Jacobian path, the MLP pre-activations.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, D)
+            Input rows.
+
+        Returns
+        -------
+        MASSOutput
+            ``z`` of shape (B, latent_dim) and ``hidden``, the pre-activations of
+            the MLP layers that :meth:`jacobian` and :meth:`log_jacobian` reuse
+            (empty on the ``torch.func`` path).
+        """
         if self.analytic:
             z, hidden = mlp_forward(self._layers(), x)
             return MASSOutput(z, hidden)
         return MASSOutput(self.projection(self.encoder(x)), ())
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """The representation ``z = f(x)``, shape (B, latent_dim)."""
+        """The representation ``z = f(x)``.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, D)
+            Input rows.
+
+        Returns
+        -------
+        torch.Tensor of shape (B, latent_dim)
+            The representation.
+        """
         return self.projection(self.encoder(x))
 
     def log_proba(self, x: torch.Tensor) -> torch.Tensor:
-        """``log q(y | f(x))`` by Bayes' rule, shape (B, K)."""
+        """``log q(y | f(x))`` by Bayes' rule.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, D)
+            Input rows.
+
+        Returns
+        -------
+        torch.Tensor of shape (B, K)
+            Normalized class log-probabilities.
+        """
         return self.head.log_posterior(self.embed(x))
 
     def jacobian(
         self, x: torch.Tensor, rows: torch.Tensor, hidden: tuple[torch.Tensor, ...] = ()
     ) -> torch.Tensor:
-        """``Df`` at the rows ``x[rows]``, shape ``(len(rows), latent_dim, D)``.
+        """``Df``, the Jacobian of the representation, at the rows ``x[rows]``.
 
         On the analytic path, ``hidden`` (from :meth:`forward` on ``x``) is
         reused when given. On the ``torch.func`` path the encoder runs in
         evaluation mode for the Jacobian (batch norm uses its running
         statistics, dropout is off), so each row's Jacobian is that of a
         deterministic per-row map.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, D)
+            Input rows.
+        rows : torch.Tensor of int
+            Indices of the rows of ``x`` at which to take the Jacobian.
+        hidden : tuple of torch.Tensor, default=()
+            The pre-activations from :meth:`forward` on the same ``x``, reused on
+            the analytic path; empty to recompute them.
+
+        Returns
+        -------
+        torch.Tensor of shape (len(rows), latent_dim, D)
+            One Jacobian matrix per selected row.
         """
         if self.analytic:
             if not hidden:
@@ -359,7 +488,25 @@ class MASSNetwork(nn.Module):
     def log_jacobian(
         self, x: torch.Tensor, rows: torch.Tensor, hidden: tuple[torch.Tensor, ...] = ()
     ) -> torch.Tensor:
-        """``log J_f`` at the rows ``x[rows]`` (see :func:`skinfo.nn.jacobian.log_volume`)."""
+        """``log J_f = 0.5 log det(Df Df^T)`` at the rows ``x[rows]``.
+
+        See :func:`skinfo.nn.jacobian.log_volume`.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, D)
+            Input rows.
+        rows : torch.Tensor of int
+            Indices of the rows of ``x`` at which to take the Jacobian term.
+        hidden : tuple of torch.Tensor, default=()
+            The pre-activations from :meth:`forward` on the same ``x``, reused on
+            the analytic path; empty to recompute them.
+
+        Returns
+        -------
+        torch.Tensor of shape (len(rows),)
+            The log-volume of ``Df`` at each selected row.
+        """
         if self.analytic:
             if not hidden:
                 _, hidden = mlp_forward(self._layers(), x)

@@ -13,8 +13,8 @@ class DistanceLogits(nn.Module):
     The norm is computed as ``sqrt(max(||h||^2 - 2 h.w_k + ||w_k||^2, 0) + eps)``:
 
     * the squared distance is expanded so that a matrix product computes it,
-      with no ``(batch, n_classes, width)`` temporary (3-30x faster on CPU and
-      memory linear in batch, classes and width). In float32 the expansion
+      with no ``(batch, n_classes, width)`` temporary (faster, and memory
+      linear in batch, classes and width). In float32 the expansion
       loses about ``1e-7 ||h||^2`` to cancellation, so distances below about
       ``3e-4 ||h||`` are resolved only to that level; larger ones are exact to
       float32 rounding. The gradient ``(h - w_k) / ||h - w_k||`` keeps its
@@ -55,6 +55,18 @@ class DistanceLogits(nn.Module):
         self.eps = eps
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """Logits ``-||h - w_k||`` for every class.
+
+        Parameters
+        ----------
+        h : torch.Tensor of shape (B, in_features)
+            Representations.
+
+        Returns
+        -------
+        torch.Tensor of shape (B, n_classes)
+            Minus the distance of each row to each class centre (at most 0).
+        """
         w = self.weight
         sq = h.pow(2).sum(-1, keepdim=True) - 2.0 * (h @ w.T) + w.pow(2).sum(-1)
         return -torch.sqrt(sq.clamp_min(0.0) + self.eps)
@@ -64,6 +76,13 @@ class EncoderHead(nn.Module):
     """``head(encoder(x))``: the representation ``h = encoder(x)`` and its logits.
 
     ``forward`` returns the logits; ``embed`` returns ``h``.
+
+    Parameters
+    ----------
+    encoder : nn.Module
+        Maps rows ``(B, D)`` to representations ``(B, width)``.
+    head : nn.Module
+        Maps representations to logits ``(B, K)``.
     """
 
     def __init__(self, encoder: nn.Module, head: nn.Module) -> None:
@@ -72,16 +91,60 @@ class EncoderHead(nn.Module):
         self.head = head
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The logits ``head(encoder(x))``.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, D)
+            Input rows.
+
+        Returns
+        -------
+        torch.Tensor of shape (B, K)
+            One logit per class.
+        """
         return self.head(self.encoder(x))
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The representation ``h = encoder(x)``.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, D)
+            Input rows.
+
+        Returns
+        -------
+        torch.Tensor of shape (B, width)
+            The encoder's output.
+        """
         return self.encoder(x)
 
 
 class SoftmaxNetwork(EncoderHead):
-    """Encoder + affine logits with softmax probabilities (the SoftmaxCE baseline)."""
+    """Encoder + affine logits with softmax probabilities (the SoftmaxCE baseline).
+
+    Parameters
+    ----------
+    encoder : nn.Module
+        Maps rows ``(B, D)`` to representations ``(B, width)``.
+    head : nn.Module
+        Maps representations to logits ``(B, K)``, e.g. ``nn.Linear(width, K)``.
+    """
 
     def log_proba(self, x: torch.Tensor) -> torch.Tensor:
+        """Class log-probabilities, the log-softmax of the logits.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, D)
+            Input rows.
+
+        Returns
+        -------
+        torch.Tensor of shape (B, K)
+            Normalized class log-probabilities.
+        """
         return F.log_softmax(self(x), dim=-1)
 
 
@@ -116,6 +179,17 @@ class OVANetwork(EncoderHead):
     that exactly one of the K independent one-vs-all events holds:
     ``P(k | exactly one) = p_k prod_{j != k}(1 - p_j) / sum_i (...)``, i.e. the
     softmax of the log-odds ``log p_k - log(1 - p_k)``.
+
+    Parameters
+    ----------
+    encoder : nn.Module
+        Maps rows ``(B, D)`` to representations ``(B, width)``.
+    head : nn.Module
+        Maps representations to logits ``(B, K)``: ``nn.Linear`` (affine logits)
+        or :class:`DistanceLogits`.
+    distance : bool
+        Whether the logits are minus distances (``p_k = 2 sigmoid(z_k)``) rather
+        than affine (``p_k = sigmoid(z_k)``).
     """
 
     def __init__(self, encoder: nn.Module, head: nn.Module, distance: bool) -> None:
@@ -123,9 +197,34 @@ class OVANetwork(EncoderHead):
         self.distance = distance
 
     def ova_log_proba(self, x: torch.Tensor) -> torch.Tensor:
+        """The K one-vs-all log-probabilities ``log p_k`` (not normalized over classes).
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, D)
+            Input rows.
+
+        Returns
+        -------
+        torch.Tensor of shape (B, K)
+            ``log p_k`` of each independent one-vs-all problem; the maximum over
+            ``k`` is the confidence that the input belongs to some class.
+        """
         return ova_log_proba(self(x), self.distance)
 
     def log_proba(self, x: torch.Tensor) -> torch.Tensor:
+        """The class posterior under the assumption that exactly one class holds.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, D)
+            Input rows.
+
+        Returns
+        -------
+        torch.Tensor of shape (B, K)
+            Normalized class log-probabilities, the log-softmax of the log-odds.
+        """
         logits = self(x)
         log_odds = ova_log_proba(logits, self.distance) - ova_log_complement(logits, self.distance)
         return torch.log_softmax(log_odds, dim=-1)

@@ -81,6 +81,24 @@ def dense_inn(
     (affine in ``x``: the latent GMM then models the feature as a mixture of
     Gaussians).
 
+    Parameters
+    ----------
+    n_features : int
+        Width ``D`` of the rows.
+    n_blocks : int, default=8
+        Number of coupling blocks.
+    hidden : sequence of int, default=(128,)
+        Hidden widths of each coupling's MLP subnet.
+    activation : str, default="relu"
+        Activation of the subnets.
+    clamp : float, default=2.0
+        Soft clamp of the log-scales, ``clamp * tanh(s / clamp)``.
+
+    Returns
+    -------
+    Flow
+        The invertible network on flat rows of width ``n_features``.
+
     Examples
     --------
     >>> import torch
@@ -120,6 +138,29 @@ def conv_inn(
     height and width). The result is flattened and followed by
     ``n_fc_blocks`` coupling blocks with MLP subnets (the paper applies a DCT
     before them; we flatten).
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        ``(C, H, W)`` of one image; rows are reshaped to it.
+    architecture : str or sequence, default="paper"
+        A preset name of :data:`INN_PRESETS`, or a sequence of ints and
+        ``'down'`` as above.
+    n_fc_blocks : int, default=2
+        Coupling blocks with MLP subnets after flattening.
+    hidden : sequence of int, default=(128,)
+        Hidden widths of those MLP subnets.
+    conv_width : int, default=32
+        Channels of the convolutional subnets.
+    activation : str, default="relu"
+        Activation of all subnets.
+    clamp : float, default=2.0
+        Soft clamp of the log-scales, ``clamp * tanh(s / clamp)``.
+
+    Returns
+    -------
+    Flow
+        The invertible network on flat rows of width ``C * H * W``.
 
     Examples
     --------
@@ -173,6 +214,15 @@ class IBINNNetwork(nn.Module):
     ``forward(x)`` returns ``(z, log|det J_g|)`` at ``x + eps`` with
     ``eps ~ N(0, noise_sigma^2 I)`` in training mode and at ``x`` in
     evaluation mode.
+
+    Parameters
+    ----------
+    flow : Flow
+        The invertible network ``g`` (:func:`dense_inn` or :func:`conv_inn`).
+    gmm : nn.Module
+        The latent mixture (:class:`~skinfo.nn.latent_gmm.LatentGMM`).
+    noise_sigma : float
+        Standard deviation of the Gaussian noise added to the inputs in training.
     """
 
     def __init__(self, flow: Flow, gmm: nn.Module, noise_sigma: float) -> None:
@@ -182,23 +232,81 @@ class IBINNNetwork(nn.Module):
         self.noise_sigma = float(noise_sigma)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Map inputs (with training noise in training mode) to the latent space.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, D)
+            Input rows.
+
+        Returns
+        -------
+        z : torch.Tensor of shape (B, D)
+            The latent codes.
+        log_det : torch.Tensor of shape (B,)
+            ``log|det J_g|`` of each row.
+        """
         if self.training and self.noise_sigma > 0:
             x = x + self.noise_sigma * torch.randn_like(x)
         return self.flow(x)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Latent code ``z = g(x)``."""
+        """Latent code ``z = g(x)``.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, D)
+            Input rows.
+
+        Returns
+        -------
+        torch.Tensor of shape (B, D)
+            The latent codes (no noise added).
+        """
         return self.flow(x)[0]
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """``log w_y - 0.5 ||g(x) - mu_y||^2``."""
+        """Unnormalized class log-posterior ``log w_y - 0.5 ||g(x) - mu_y||^2``.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, D)
+            Input rows.
+
+        Returns
+        -------
+        torch.Tensor of shape (B, K)
+            One logit per class.
+        """
         return self.gmm.logits(self.flow(x)[0])
 
     def log_proba(self, x: torch.Tensor) -> torch.Tensor:
-        """Class posterior by Bayes' rule in latent space (log_softmax of the logits)."""
+        """Class posterior by Bayes' rule in latent space (log_softmax of the logits).
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, D)
+            Input rows.
+
+        Returns
+        -------
+        torch.Tensor of shape (B, K)
+            Normalized class log-probabilities.
+        """
         return torch.log_softmax(self.logits(x), dim=-1)
 
     def log_likelihood(self, x: torch.Tensor) -> torch.Tensor:
-        """``log q(x) = log q(g(x)) + log|det J_g(x)|`` (nats)."""
+        """``log q(x) = log q(g(x)) + log|det J_g(x)|`` (nats).
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, D)
+            Input rows.
+
+        Returns
+        -------
+        torch.Tensor of shape (B,)
+            The log-likelihood of each row under the model.
+        """
         z, log_det = self.flow(x)
         return self.gmm.log_prob(z) + log_det

@@ -60,7 +60,7 @@ class _WideLogVolume(torch.autograd.Function):
     Gram matrix squares the condition number). The backward pass uses the
     closed form ``d/dJ 0.5 log det(J J^T) = (J J^T)^-1 J``: one (d x d) @ (d x D)
     product per row in the input dtype, instead of differentiating the
-    float64 Gram product (several times slower for wide inputs); the direct
+    float64 Gram product (which is slow for wide inputs); the direct
     route of :class:`_MLPChainLogVolume` uses the same two steps.
     Differentiable once (:func:`skinfo.nn.first_order.first_order_only`): the
     closed form is not differentiated again, so ``create_graph=True`` raises
@@ -112,7 +112,7 @@ def log_volume(jac: torch.Tensor) -> torch.Tensor:
 def batched_jacobian(
     f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, mode: str = "auto"
 ) -> torch.Tensor:
-    """Per-sample Jacobians of a batch map ``f: (B, D) -> (B, d)``, shape ``(B, d, D)``.
+    """Per-sample Jacobians of a batch map ``f: (B, D) -> (B, d)``.
 
     ``f`` must treat rows independently (no batch statistics; put batch norm in
     evaluation mode first). Each row is pushed through ``f`` as a batch of one
@@ -123,10 +123,17 @@ def batched_jacobian(
     f : callable
         Maps a batch of rows to a batch of outputs.
     x : tensor of shape (B, D)
+        The inputs at which to differentiate ``f``.
     mode : {'auto', 'rev', 'fwd'}, default='auto'
         ``'rev'``: ``jacrev`` (``d`` vector-Jacobian products per row; best when
         ``d < D``); ``'fwd'``: ``jacfwd`` (``D`` Jacobian-vector products;
         best when ``D < d``); ``'auto'`` picks by the sizes.
+
+    Returns
+    -------
+    tensor of shape (B, d, D)
+        ``Df`` at each row, in the autograd graph (a loss built on it can be
+        differentiated with respect to the parameters of ``f``).
 
     Examples
     --------
@@ -154,7 +161,25 @@ def batched_jacobian(
 def log_jacobian(
     f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, mode: str = "auto"
 ) -> torch.Tensor:
-    """``log J_f(x)`` per row with the generic ``torch.func`` path, shape ``(B,)``.
+    """``log J_f(x)`` per row with the generic ``torch.func`` path.
+
+    :func:`batched_jacobian` followed by :func:`log_volume`: the sum of the log
+    singular values of ``Df(x)``, i.e. ``0.5 log det(Df Df^T)`` when ``f``
+    narrows its input.
+
+    Parameters
+    ----------
+    f : callable
+        Maps a batch of rows ``(B, D)`` to ``(B, d)``, treating rows independently.
+    x : tensor of shape (B, D)
+        The inputs.
+    mode : {'auto', 'rev', 'fwd'}, default='auto'
+        How the Jacobians are taken (see :func:`batched_jacobian`).
+
+    Returns
+    -------
+    tensor of shape (B,)
+        ``log J_f`` at each row; ``-inf`` where ``Df`` is numerically singular.
 
     Examples
     --------
@@ -510,6 +535,26 @@ def mlp_log_volume(
     ``Df Df^T`` through the first layer's Gram matrix: ``gram=None`` picks
     the route with fewer multiply-adds (:func:`_gram_is_cheaper`),
     ``True``/``False`` ask for one.
+
+    Parameters
+    ----------
+    layers : sequence of nn.Module
+        Alternating ``nn.Linear`` and elementwise activation modules, starting
+        and ending with ``nn.Linear``.
+    hidden : sequence of tensor
+        The pre-activations of the hidden layers from :func:`mlp_forward` on the
+        inputs, each of shape (B, width).
+    rows : tensor of int
+        Indices of the inputs at which to take ``log J_f``.
+    gram : bool or None, default=None
+        Whether to compute ``Df Df^T`` through the first layer's Gram matrix
+        (``True``), from ``Df`` (``False``), or whichever costs less (``None``).
+
+    Returns
+    -------
+    tensor of shape (len(rows),)
+        ``log J_f`` at each selected input, differentiable once with respect
+        to the weights and (through ``hidden``) the inputs.
 
     Examples
     --------

@@ -71,24 +71,76 @@ class LatentGMM(nn.Module):
             self.register_buffer("phi", phi)
 
     def log_weights(self) -> torch.Tensor:
-        """``log w_y = log_softmax(phi)``, shape (K,)."""
+        """``log w_y = log_softmax(phi)``, the log class weights.
+
+        Returns
+        -------
+        torch.Tensor of shape (K,)
+            Log-weights; their exponentials sum to 1.
+        """
         return torch.log_softmax(self.phi, dim=0)
 
     def neg_half_sq_dist(self, z: torch.Tensor) -> torch.Tensor:
-        """``-0.5 ||z - mu_y||^2``, shape (B, K)."""
+        """``-0.5 ||z - mu_y||^2`` for every row and class.
+
+        Parameters
+        ----------
+        z : torch.Tensor of shape (B, d)
+            Latent codes.
+
+        Returns
+        -------
+        torch.Tensor of shape (B, K)
+            Minus half the squared distances to the class means.
+        """
         diff = z.unsqueeze(1) - self.means.to(z.dtype).unsqueeze(0)
         return -0.5 * diff.pow(2).sum(-1)
 
     def logits(self, z: torch.Tensor) -> torch.Tensor:
-        """Unnormalized class log-posterior ``log w_y - 0.5 ||z - mu_y||^2``, shape (B, K)."""
+        """Unnormalized class log-posterior ``log w_y - 0.5 ||z - mu_y||^2``.
+
+        Parameters
+        ----------
+        z : torch.Tensor of shape (B, d)
+            Latent codes.
+
+        Returns
+        -------
+        torch.Tensor of shape (B, K)
+            One logit per class.
+        """
         return self.neg_half_sq_dist(z) + self.log_weights().to(z.dtype)
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
-        """``log q(z)`` with its constant ``-d/2 log(2 pi)``, shape (B,)."""
+        """``log q(z)``, including its constant ``-d/2 log(2 pi)``.
+
+        Parameters
+        ----------
+        z : torch.Tensor of shape (B, d)
+            Latent codes.
+
+        Returns
+        -------
+        torch.Tensor of shape (B,)
+            The log-density of each row under the mixture.
+        """
         return torch.logsumexp(self.logits(z), dim=-1) - 0.5 * self.n_dims * LOG_2PI
 
     def sample(self, y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Draw ``z ~ N(mu_y, I)`` for each label in ``y``."""
+        """Draw ``z ~ N(mu_y, I)`` for each label in ``y``.
+
+        Parameters
+        ----------
+        y : torch.Tensor of int
+            Class indices, one per sample to draw.
+        generator : torch.Generator or None, default=None
+            CPU generator of the noise; ``None`` uses torch's global one.
+
+        Returns
+        -------
+        torch.Tensor of shape (len(y), d)
+            The latent samples, on the device of the means.
+        """
         eps = torch.randn(
             len(y), self.n_dims, generator=generator, dtype=self.means.dtype, device="cpu"
         ).to(self.means.device)

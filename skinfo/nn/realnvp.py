@@ -176,7 +176,18 @@ class RealNVP(Flow):
         self.dim = dim
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """``log p(x)`` per row (change of variables with a standard normal base)."""
+        """``log p(x)`` per row (change of variables with a standard normal base).
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, D)
+            Input rows.
+
+        Returns
+        -------
+        torch.Tensor of shape (B,)
+            ``log N(T(x); 0, I) + log|det dT/dx|`` of each row, in nats.
+        """
         z, log_det = self(x)
         log_base = -0.5 * (z**2).sum(dim=1) - 0.5 * self.dim * math.log(2 * math.pi)
         return log_base + log_det
@@ -190,6 +201,23 @@ def approximate_mass(
     The gradient of ``sum_i log p(x_i)`` with respect to the batch gives every
     row's own input gradient (rows are independent), not the gradient of the
     batch mean (which would scale each norm by 1 / batch size).
+
+    Parameters
+    ----------
+    flow : RealNVP
+        The flow whose density is differentiated.
+    x : torch.Tensor of shape (B, D)
+        Input rows.
+    create_graph : bool, default=False
+        Keep the graph of the input gradient, so that a loss built on the mass
+        can be differentiated with respect to the flow's parameters (training).
+
+    Returns
+    -------
+    log_p : torch.Tensor of shape (B,)
+        ``log p(x)`` of each row.
+    mass : torch.Tensor of shape (B,)
+        The approximate mass ``||d log p(x) / dx||`` of each row.
     """
     if not x.requires_grad:
         x = x.detach().requires_grad_(True)

@@ -93,11 +93,33 @@ class ResNet(nn.Module):
         self.out_features = width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Encode images given as flat rows.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, C * H * W)
+            One flattened image per row, in channel-height-width order.
+
+        Returns
+        -------
+        torch.Tensor of shape (B, widths[-1])
+            The globally average-pooled features of the last stage.
+        """
         return self.body(x)
 
 
 def resnet20(input_shape: Sequence[int]) -> ResNet:
     """ResNet20 encoder factory (``encoder=resnet20`` with ``input_shape=(C, H, W)``).
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        ``(C, H, W)`` of one image.
+
+    Returns
+    -------
+    ResNet
+        A ResNet of depth 20 (three blocks per stage) with 64 output features.
 
     Examples
     --------

@@ -33,11 +33,15 @@ def gaussian_kl_standard(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
 
     Parameters
     ----------
-    mean, std : Tensor of shape (B, K)
+    mean : Tensor of shape (B, K)
+        Means of the diagonal Gaussians, one per row.
+    std : Tensor of shape (B, K)
+        Their standard deviations (positive).
 
     Returns
     -------
     Tensor of shape (B,)
+        The KL divergence of each row's Gaussian to the standard normal, in nats.
 
     Examples
     --------
@@ -69,7 +73,9 @@ def sample_with_rate(h: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, 
     Returns
     -------
     z : Tensor of shape (B, K)
+        The reparametrized samples ``mean + std * eps``.
     rate : Tensor of shape ()
+        The mean over rows of ``KL(N(mean, diag std^2) || N(0, I))``, in nats.
 
     Examples
     --------
@@ -184,7 +190,10 @@ class VIBNetwork(nn.Module):
     latent_dim : int
         Dimension K of Z.
     n_classes : int
+        Number of classes of the decoder.
     stochastic : bool
+        Whether Z is a reparametrized sample of a learned Gaussian (Alemi et al.)
+        rather than a deterministic map plus zero-entropy noise (Kirsch et al.).
     n_samples : int
         Monte-Carlo samples of Z at prediction.
 
@@ -219,7 +228,21 @@ class VIBNetwork(nn.Module):
         self.register_buffer("marginal_log_weight", torch.full((n_classes,), -math.log(n_classes)))
 
     def distribution(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and standard deviation of ``p(z|x)`` (std is the noise std if deterministic)."""
+        """Mean and standard deviation of ``p(z|x)`` (std is the noise std if deterministic).
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, D)
+            Input rows.
+
+        Returns
+        -------
+        mean : torch.Tensor of shape (B, latent_dim)
+            The mean of Z given each row.
+        std : torch.Tensor of shape (B, latent_dim)
+            Its standard deviation: ``softplus(rho - 5)`` for the stochastic
+            encoder, the zero-entropy noise's ``1 / sqrt(2 pi e)`` otherwise.
+        """
         h = self.to_latent(self.encoder(x))
         if self.stochastic:
             mean, rho = h.chunk(2, dim=-1)
@@ -227,6 +250,23 @@ class VIBNetwork(nn.Module):
         return h, torch.full_like(h, math.sqrt(ZERO_ENTROPY_VAR))
 
     def forward(self, x: torch.Tensor):
+        """One fresh sample of Z per row, its logits and the rate (the objective's inputs).
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, D)
+            Input rows.
+
+        Returns
+        -------
+        z : torch.Tensor of shape (B, latent_dim)
+            The sampled representation.
+        logits : torch.Tensor of shape (B, n_classes)
+            The decoder's logits for ``z``.
+        rate : torch.Tensor of shape () or None
+            The batch mean of ``KL(p(z|x) || N(0, I))`` for the stochastic
+            encoder, ``None`` for the deterministic one.
+        """
         h = self.to_latent(self.encoder(x))
         if self.stochastic:
             eps = torch.randn(h.shape[0], h.shape[1] // 2, dtype=h.dtype, device=h.device)
@@ -236,23 +276,71 @@ class VIBNetwork(nn.Module):
         return z, self.decoder(z), None
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The deterministic representation, the mean of ``p(z|x)``.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, D)
+            Input rows.
+
+        Returns
+        -------
+        torch.Tensor of shape (B, latent_dim)
+            The mean of Z given each row.
+        """
         return self.distribution(x)[0]
 
     def log_proba(self, x: torch.Tensor) -> torch.Tensor:
+        """Class log-probabilities averaged over the fixed prediction noise.
+
+        The decoder's softmax is averaged over the ``n_samples`` draws of Z
+        given by the buffer ``pred_noise``, the same for every row.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, D)
+            Input rows.
+
+        Returns
+        -------
+        torch.Tensor of shape (B, n_classes)
+            Normalized class log-probabilities.
+        """
         mean, std = self.distribution(x)
         z = mean.unsqueeze(0) + std.unsqueeze(0) * self.pred_noise.unsqueeze(1)  # (S, B, K)
         log_p = F.log_softmax(self.decoder(z), dim=-1)
         return torch.logsumexp(log_p, dim=0) - math.log(z.shape[0])
 
     def set_marginal(self, mean: torch.Tensor, var: torch.Tensor, log_weight: torch.Tensor) -> None:
-        """Store the mixture ``r(z) = sum_c w_c N(mean_c, diag var_c)``, ``log w = log_weight``."""
+        """Store the mixture ``r(z) = sum_c w_c N(mean_c, diag var_c)``, ``log w = log_weight``.
+
+        Parameters
+        ----------
+        mean : torch.Tensor of shape (C, latent_dim)
+            Means of the components.
+        var : torch.Tensor of shape (C, latent_dim)
+            Their diagonal variances.
+        log_weight : torch.Tensor of shape (C,)
+            Their normalized log-weights.
+        """
         with torch.no_grad():
             self.marginal_mean.copy_(mean)
             self.marginal_var.copy_(var)
             self.marginal_log_weight.copy_(log_weight)
 
     def marginal_rate(self, x: torch.Tensor) -> torch.Tensor:
-        """Upper bound on ``KL(p(z|x) || r(z))`` per row for the stored mixture ``r``."""
+        """Upper bound on ``KL(p(z|x) || r(z))`` per row for the stored mixture ``r``.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, D)
+            Input rows.
+
+        Returns
+        -------
+        torch.Tensor of shape (B,)
+            The bound of :func:`gaussian_kl_to_mixture_bound`, in nats.
+        """
         mean, std = self.distribution(x)
         return gaussian_kl_to_mixture_bound(
             mean, std, self.marginal_mean, self.marginal_var, self.marginal_log_weight

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ..nn.realnvp import approximate_mass
+from ._weights import weighted_mean
 
 
 class ApproxMassLoss(nn.Module):
@@ -23,6 +24,13 @@ class ApproxMassLoss(nn.Module):
     before the flow sees it.
 
     Components: ``nll`` (mean ``-log p``) and, when ``alpha > 0``, ``mass``.
+
+    With ``sample_weight`` ``w`` (shape ``(B,)``; see
+    :mod:`skinfo.objectives._weights`), both means are weighted:
+    ``nll = -sum_i w_i log p(x_i) / sum_i w_i`` and
+    ``mass = sum_i w_i ||d log p(x_i) / d x_i|| / sum_i w_i``. The input
+    gradients themselves stay unweighted per-row gradients (the weights scale
+    each row's penalty, not its gradient norm).
 
     Parameters
     ----------
@@ -49,14 +57,17 @@ class ApproxMassLoss(nn.Module):
         self.alpha = float(alpha)
         self.noise = float(noise)
 
-    def forward(self, output, y=None, X=None, module=None) -> dict[str, torch.Tensor]:
+    def forward(
+        self, output, y=None, X=None, module=None, sample_weight: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        w = sample_weight
         x = output if X is None else X
         x = x.to(next(module.parameters()).dtype)
         if module.training and self.noise > 0:
             x = x + self.noise * torch.randn_like(x)
         flow = module.flow
         if self.alpha == 0:
-            nll = -flow.log_prob(x).mean()
+            nll = -weighted_mean(flow.log_prob(x), w)
             return {"loss": nll, "nll": nll.detach()}
         # Validation runs under no_grad: the input gradient still needs a graph of log p,
         # but no second-order graph, and the loss is returned without a graph.
@@ -65,8 +76,8 @@ class ApproxMassLoss(nn.Module):
             log_p, mass = approximate_mass(
                 flow, x.detach().requires_grad_(True), create_graph=training
             )
-        nll = -log_p.mean()
-        mean_mass = mass.mean()
+        nll = -weighted_mean(log_p, w)
+        mean_mass = weighted_mean(mass, w)
         loss = nll + self.alpha * mean_mass
         if not training:
             loss = loss.detach()

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..nn.latent_gmm import LOG_2PI
+from ._weights import weighted_mean
 
 
 class IBINNLoss(nn.Module):
@@ -37,6 +38,12 @@ class IBINNLoss(nn.Module):
 
     Components: ``L_X``, ``L_Y`` (batch means, nats), ``bits_per_dim``
     (``L_X / (D log 2)``) and, for class-NLL, ``class_nll``.
+
+    With ``sample_weight`` ``w`` (shape ``(B,)``; see
+    :mod:`skinfo.objectives._weights`), every batch mean above is the
+    weighted mean ``sum_i w_i l_i / sum_i w_i`` of the per-sample values:
+    ``L_X``, ``L_Y`` and the class-NLL, hence also ``bits_per_dim`` and the
+    loss (Eq. 8/9 combine the weighted means).
 
     Parameters
     ----------
@@ -77,27 +84,31 @@ class IBINNLoss(nn.Module):
         self.loss = loss
         self.rebalance = rebalance
 
-    def forward(self, y_pred, y, X=None, module=None) -> dict[str, torch.Tensor]:
+    def forward(
+        self, y_pred, y, X=None, module=None, sample_weight: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         z, log_det = y_pred
+        w = sample_weight
         gmm = module.gmm
         neg_sq = gmm.neg_half_sq_dist(z)  # (B, K)
         log_w = gmm.log_weights().to(z.dtype)
         const = 0.5 * z.shape[1] * LOG_2PI
         log_qz = torch.logsumexp(neg_sq + log_w, dim=-1) - const
-        l_x = (-log_qz - log_det).mean()
+        l_x = weighted_mean(-log_qz - log_det, w)
         log_post = torch.log_softmax(neg_sq + log_w.detach(), dim=-1)
         k = log_post.shape[1]
         s = self.label_smoothing
         targets = torch.full_like(log_post, s / k)
         targets.scatter_add_(1, y.view(-1, 1), torch.full_like(log_post[:, :1], 1.0 - s))
-        l_y = (targets * log_post).sum(-1).mean()
+        l_y = weighted_mean((targets * log_post).sum(-1), w)
         terms = {
             "L_X": l_x.detach(),
             "L_Y": l_y.detach(),
             "bits_per_dim": l_x.detach() / (self.n_dims * math.log(2)),
         }
         if self.loss == "class_nll":
-            nll = (-(neg_sq.gather(1, y.view(-1, 1)).squeeze(1) - const) - log_det).mean()
+            log_true = neg_sq.gather(1, y.view(-1, 1)).squeeze(1)
+            nll = weighted_mean(-(log_true - const) - log_det, w)
             terms["class_nll"] = nll.detach()
             terms["loss"] = nll / self.n_dims
             return terms

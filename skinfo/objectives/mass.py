@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+from ._weights import weighted_mean
+
 
 class MASSLoss(nn.Module):
     """Empirical MASS loss ``L = CE + beta * (H - logJ)`` on a batch.
@@ -27,6 +29,16 @@ class MASSLoss(nn.Module):
 
     Components (without ``beta``, as in the paper's Figure 2):
     ``cross_entropy``, ``entropy``, ``log_jacobian``.
+
+    With ``sample_weight`` ``w`` (shape ``(B,)``; see
+    :mod:`skinfo.objectives._weights`), each term and component is a
+    weighted mean: ``CE = sum_i w_i (-log q(y_i | z_i)) / sum_i w_i``,
+    ``H = sum_i w_i (-log q(z_i)) / sum_i w_i`` and
+    ``logJ = sum_{i in S} w_i log J_f(x_i) / sum_{i in S} w_i``, the
+    subsample's rows weighted by their own weights and normalized over the
+    subsample (a ratio estimate of the weighted batch mean). ``S`` is drawn
+    exactly as without weights (uniformly, whatever the weights); if every
+    row of ``S`` has weight 0, ``logJ`` is 0 for that batch.
 
     Parameters
     ----------
@@ -53,14 +65,17 @@ class MASSLoss(nn.Module):
         self.beta = float(beta)
         self.jacobian_fraction = float(jacobian_fraction)
 
-    def forward(self, output, y, X=None, module=None) -> dict[str, torch.Tensor]:
+    def forward(
+        self, output, y, X=None, module=None, sample_weight: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         z, hidden = output
+        w = sample_weight
         head = module.head
         log_joint = head.log_joint(z)  # (B, K): log q(z|y) + log p(y)
         log_marginal = torch.logsumexp(log_joint, dim=-1)  # log q(z)
         log_true = log_joint.gather(1, y.view(-1, 1)).squeeze(1)
-        cross_entropy = (log_marginal - log_true).mean()  # -log q(y|z)
-        entropy = -log_marginal.mean()
+        cross_entropy = weighted_mean(log_marginal - log_true, w)  # -log q(y|z)
+        entropy = -weighted_mean(log_marginal, w)
         terms = {"cross_entropy": cross_entropy.detach(), "entropy": entropy.detach()}
         if self.beta == 0:
             return {"loss": cross_entropy, **terms}
@@ -68,6 +83,7 @@ class MASSLoss(nn.Module):
         n_sub = min(n_rows, max(1, math.ceil(self.jacobian_fraction * n_rows)))
         rows = torch.randperm(n_rows, device=z.device)[:n_sub]
         x = X.to(z.device) if X is not None else None
-        log_jacobian = module.log_jacobian(x, rows, hidden).mean()
+        w_rows = None if w is None else w.to(z.device)[rows]
+        log_jacobian = weighted_mean(module.log_jacobian(x, rows, hidden), w_rows)
         loss = cross_entropy + self.beta * (entropy - log_jacobian)
         return {"loss": loss, **terms, "log_jacobian": log_jacobian.detach()}

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..nn.heads import ova_log_complement, ova_log_proba
+from ._weights import weighted_cross_entropy, weighted_mean
 
 
 class SoftmaxCrossEntropy(nn.Module):
@@ -18,6 +19,10 @@ class SoftmaxCrossEntropy(nn.Module):
 
     Components: ``ce`` (the loss above) and, with ``label_smoothing > 0``,
     ``nll`` (the unsmoothed ``-log p_y``).
+
+    With ``sample_weight`` ``w`` (shape ``(B,)``), the loss and both
+    components are weighted means over the rows, ``sum_i w_i l_i / sum_i w_i``
+    (see :mod:`skinfo.objectives._weights`); ``None`` gives the plain means.
 
     Parameters
     ----------
@@ -36,12 +41,14 @@ class SoftmaxCrossEntropy(nn.Module):
         super().__init__()
         self.label_smoothing = float(label_smoothing)
 
-    def forward(self, logits, y, X=None, module=None) -> dict[str, torch.Tensor]:
+    def forward(
+        self, logits, y, X=None, module=None, sample_weight: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         s = self.label_smoothing
-        ce = F.cross_entropy(logits, y, label_smoothing=s)
+        ce = weighted_cross_entropy(logits, y, sample_weight, label_smoothing=s)
         terms = {"loss": ce, "ce": ce.detach()}
         if s > 0:
-            terms["nll"] = F.cross_entropy(logits.detach(), y)
+            terms["nll"] = weighted_cross_entropy(logits.detach(), y, sample_weight)
         return terms
 
 
@@ -56,6 +63,10 @@ class OneVsAllLoss(nn.Module):
 
     Components: ``positive`` (mean ``-log p_y``) and ``negative`` (mean
     ``-sum_{k != y} log(1 - p_k)``).
+
+    With ``sample_weight`` ``w`` (shape ``(B,)``), both terms (and so the
+    loss) are weighted means over the rows, ``sum_i w_i l_i / sum_i w_i``
+    (see :mod:`skinfo.objectives._weights`); ``None`` gives the plain means.
 
     Parameters
     ----------
@@ -75,9 +86,13 @@ class OneVsAllLoss(nn.Module):
         super().__init__()
         self.distance = distance
 
-    def forward(self, logits, y, X=None, module=None) -> dict[str, torch.Tensor]:
+    def forward(
+        self, logits, y, X=None, module=None, sample_weight: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        w = sample_weight
         onehot = F.one_hot(y, logits.shape[-1]).to(logits.dtype)
-        positive = -(onehot * ova_log_proba(logits, self.distance)).sum(-1).mean()
-        negative = -((1 - onehot) * ova_log_complement(logits, self.distance)).sum(-1).mean()
+        positive = -weighted_mean((onehot * ova_log_proba(logits, self.distance)).sum(-1), w)
+        log_complement = ova_log_complement(logits, self.distance)
+        negative = -weighted_mean(((1 - onehot) * log_complement).sum(-1), w)
         loss = positive + negative
         return {"loss": loss, "positive": positive.detach(), "negative": negative.detach()}
