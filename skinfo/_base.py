@@ -52,7 +52,6 @@ from ._params import (
     Interval,
     Options,
     Sizes,
-    check_params,
 )
 from ._training import OPTIMIZERS, atomic_fit, train
 from .nn.encoders import ACTIVATIONS, MLP, Reshape, SmallCNN, output_width
@@ -296,17 +295,6 @@ class NeuralEstimator(BaseEstimator):
                 f"{n_features} features."
             )
         return shape
-
-    def _check_params(self) -> None:
-        names = set(self._get_param_names())
-        for name in vars(self):
-            routed = name.startswith("optimizer__") and name.count("__") == 1
-            if not (routed or name in names or name.startswith("_") or name.endswith("_")):
-                raise ValueError(
-                    f"{type(self).__name__} got an unexpected parameter {name!r}; besides its "
-                    "own parameters it takes only optimizer__<option> (routed to the optimizer)."
-                )
-        check_params(self)
 
     def _fit_tensors(
         self,

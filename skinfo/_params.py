@@ -141,12 +141,24 @@ def _matches(alternative: Any, value: Any) -> bool:
 def check_params(estimator: Any) -> None:
     """Check every parameter of ``estimator`` against its ``_constraints``.
 
+    Also refuses keywords other than routed ``optimizer__<option>`` ones that
+    the constructor or ``set_params`` stored (they are checked here, at fit,
+    never in ``__init__``).
+
     Raises
     ------
     ValueError
         Naming the parameter, what it accepts and what it got.
     """
     name = type(estimator).__name__
+    names = set(estimator._get_param_names())
+    for attr in vars(estimator):  # keywords the constructor or set_params stored
+        routed = attr.startswith("optimizer__") and attr.count("__") == 1
+        if not (routed or attr in names or attr.startswith("_") or attr.endswith("_")):
+            raise ValueError(
+                f"{name} got an unexpected parameter {attr!r}; besides its own parameters "
+                "it takes only optimizer__<option> (routed to the optimizer)."
+            )
     for param, alternatives in estimator._constraints.items():
         value = getattr(estimator, param)
         if not any(_matches(a, value) for a in alternatives):

@@ -30,7 +30,7 @@ from skorch.history import History
 from torch import nn
 
 from ._net import AcceleratedSkinfoNet, SkinfoNet, TensorBatchIterator, TrainingDivergedError
-from ._params import resolve_device
+from ._params import check_params, resolve_device
 from .callbacks import BestWeights, DivergenceCheck, LossComponents, ValidAccuracy
 
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
@@ -279,7 +279,7 @@ def train(
     completed epochs in its ``history``), or with ``on_nan='restore'``
     restores the weights of the best finite epoch and warns.
     """
-    est._check_params()
+    check_params(est)
     continuing = hasattr(est, "net_") and (partial or bool(getattr(est, "warm_start", False)))
     if sample_weight is not None and getattr(est, "accelerator", None) is not None:
         raise ValueError("sample_weight is not supported with an accelerator.")
