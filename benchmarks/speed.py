@@ -7,20 +7,30 @@ no callbacks, no validation. The ratio ``estimator / loop`` is the overhead of
 the sklearn/skorch layer. Every timing is a median over interleaved repeats in
 one process.
 
+The latency part times ``predict_proba`` on one row against scikit-learn's
+``MLPClassifier`` with the same hidden widths, and against the same estimator
+with every forward pass padded to the full inference batch of 1024 rows (what
+runs on a GPU), plus a large ``predict_proba`` both ways.
+
 Run: ``python -m benchmarks.speed [--quick]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import warnings
+from contextlib import contextmanager
 from fnmatch import fnmatch
 
 import numpy as np
 import torch
 from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPClassifier
 
-from skinfo import OVAClassifier
+from skinfo import MASSClassifier, OVAClassifier, SoftmaxClassifier, _inference
 from skinfo._training import torch_seed, update_kernel_options
+from skinfo.nn.encoders import SmallCNN
 
 from ._common import interleaved_medians, machine, markdown_table, write_results
 
@@ -179,6 +189,81 @@ def predict_memory() -> list[list]:
     return rows
 
 
+@contextmanager
+def padded_to_full_batches():
+    """Pad every CPU forward pass to ``INFERENCE_BATCH_SIZE`` rows, whatever the input size."""
+    saved = _inference.CPU_BATCH_SIZES
+    _inference.CPU_BATCH_SIZES = (_inference.INFERENCE_BATCH_SIZE,)
+    try:
+        yield
+    finally:
+        _inference.CPU_BATCH_SIZES = saved
+
+
+def latency(
+    repeats: int = 300, n_large: int = 100_000, max_epochs: int = 5, large_repeats: int = 7
+) -> tuple[list[list], dict]:
+    """One-row and large ``predict_proba`` times, with CPU pass sizes and with full passes.
+
+    Digits, MLP 64-400-200 (``MLPClassifier`` with ``hidden_layer_sizes=(400, 200)``
+    fitted ``max_epochs`` iterations, ``SoftmaxClassifier`` and ``MASSClassifier``
+    with their default encoder) and a :class:`~skinfo.nn.SmallCNN` encoder on the
+    8x8 images. Returns the table rows ``[model, one-row ms, ratio to
+    MLPClassifier, ms with full 1024-row passes, speed-up]`` and the raw data.
+    """
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16.0).astype(np.float32)
+    fast = dict(max_epochs=max_epochs, random_state=0, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mlp = MLPClassifier(hidden_layer_sizes=(400, 200), max_iter=max_epochs, random_state=0)
+        mlp.fit(X, y)
+    models = {
+        "SoftmaxClassifier": SoftmaxClassifier(**fast),
+        "MASSClassifier": MASSClassifier(**fast),
+        "SoftmaxClassifier + SmallCNN": SoftmaxClassifier(
+            encoder=SmallCNN, input_shape=(1, 8, 8), **fast
+        ),
+    }
+    row = X[:1]
+    for est in models.values():
+        est.fit(X, y)
+
+    def padded(est, rows):
+        with padded_to_full_batches():
+            return est.predict_proba(rows)
+
+    baseline = "MLPClassifier (sklearn)"
+    now = interleaved_medians(
+        {
+            baseline: lambda: mlp.predict_proba(row),
+            **{name: lambda est=est: est.predict_proba(row) for name, est in models.items()},
+        },
+        repeats,
+    )
+    # apart: a full pass costs up to ~100 ms, and it would evict the small calls' caches
+    before = interleaved_medians(
+        {name: lambda est=est: padded(est, row) for name, est in models.items()},
+        max(3, repeats // 10),
+    )
+    rows = [[baseline, 1e3 * now[baseline], 1.0, "", ""]]
+    for name in models:
+        ratio = now[name] / now[baseline]
+        rows.append([name, 1e3 * now[name], ratio, 1e3 * before[name], before[name] / now[name]])
+    big = np.tile(X, (n_large // len(X) + 1, 1))[:n_large]
+    softmax = models["SoftmaxClassifier"]
+    large = interleaved_medians(
+        {"new": lambda: softmax.predict_proba(big), "old": lambda: padded(softmax, big)},
+        large_repeats,
+    )
+    data = {
+        "one_row_s": now,
+        "one_row_padded_s": before,
+        "large": {"rows": n_large, "new_s": large["new"], "old_s": large["old"]},
+    }
+    return rows, data
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and rows")
@@ -266,6 +351,30 @@ def main(argv: list[str] | None = None) -> None:
         )
         + "\n\nThe growth beyond the output array itself stays flat as n grows: inference "
         "runs in fixed batches."
+    )
+    latency_repeats = 60 if args.quick else 300
+    n_large = 20_000 if args.quick else 100_000
+    latency_rows, data["latency"] = latency(latency_repeats, n_large, large_repeats=repeats)
+    large = data["latency"]["large"]
+    table += (
+        "\n\n## One-row predict_proba latency\n\n"
+        + markdown_table(
+            [
+                "model",
+                "one row, ms",
+                "ratio to MLPClassifier",
+                "one row padded to 1024, ms",
+                "speed-up",
+            ],
+            latency_rows,
+        )
+        + f"\n\nDigits, hidden widths (400, 200) (`MLPClassifier` uses relu, skinfo elu), "
+        f"SmallCNN on the 8x8 images; medians of {latency_repeats} interleaved calls "
+        f"({max(3, latency_repeats // 10)} for the padded column, timed apart). "
+        "`predict_proba` on "
+        f"{n_large} rows: {large['new_s']:.3f} s, {large['old_s']:.3f} s with every pass "
+        f"padded to 1024 rows (ratio {large['new_s'] / large['old_s']:.3f}; medians of "
+        f"{repeats})."
     )
     table += f"\n\n{machine()}."
     path = write_results("speed", table, data)
