@@ -91,7 +91,7 @@ def models(seed: int, epochs: int, image: bool) -> dict[str, Callable[[], object
 
     out = {"flow alpha=0": flow(0.0), f"flow alpha={ALPHA:g}": flow(ALPHA)}
     if image:
-        img = dict(input_shape=(1, 8, 8), n_blocks=1, hidden_width=16)
+        img = dict(architecture="multiscale", input_shape=(1, 8, 8), n_blocks=1, hidden_width=16)
         out["image flow alpha=0"] = flow(0.0, **img)
         out[f"image flow alpha={ALPHA:g}"] = flow(ALPHA, **img)
     out.update(

@@ -47,6 +47,7 @@ SETTINGS: list[tuple[str, str, float, float, str, int]] = [
     ("affine", "elu", 1e-3, 1, "zeros", 50),
     ("affine", "relu", 1e-3, 10, "zeros", 15),
     ("affine", "relu", 1e-3, 10, "zeros", 50),
+    ("scaled_distance", "relu", 1e-3, 10, "zeros", 50),
 ]
 
 #: The settings of ``--quick``: the old and the new default, both logit kinds.

@@ -58,6 +58,11 @@ OWN_OOD_SCORES: dict[str, tuple[str, ...]] = {
     "IB-INN": ("typicality", "log_likelihood"),
 }
 
+#: Scores fitted on a classifier's output or representation, the same for every
+#: classifier (through ``OODDetector(clf, prefit=True)``); "vim" only where the
+#: classifier has a linear softmax head.
+POST_HOC_SCORES = ("max_proba", "knn", "mahalanobis", "relative_mahalanobis", "vim")
+
 #: Name of the held-out-classes OOD variant (the near-OOD case that comes first).
 HELD_OUT = "held-out classes 5-9"
 #: Name of the mildly corrupted OOD variant.
@@ -301,6 +306,21 @@ def ood_variants(
     return variants, near_names
 
 
+def _post_hoc_scorers(name: str, clf, X, y, own: set[str]) -> dict[str, Callable]:
+    """The :data:`POST_HOC_SCORES` of a fitted classifier that it does not score itself."""
+    out = {}
+    for kind in POST_HOC_SCORES:
+        if kind in own:
+            continue
+        try:
+            det = skinfo.OODDetector(clf, ood_score=kind, prefit=True).fit(X, y)
+        except ValueError as exc:  # e.g. "vim" without a linear softmax head
+            print(f"note: {name} [{kind}] unavailable: {str(exc)[:80]}")
+            continue
+        out[f"{name} [{kind}]"] = det.score_samples
+    return out
+
+
 def ood_tables(
     factories: dict,
     seeds: list[int],
@@ -343,6 +363,7 @@ def ood_tables(
                     print(f"note: {name} ood_score={sn} unavailable: {exc}")
                     continue
                 scorers[f"{name} [{sn}]"] = score
+            scorers.update(_post_hoc_scorers(name, clf, X_tr, y_tr, set(score_names)))
         for name, make in _input_density_baselines(seed).items():
             try:
                 det = make().fit(X_tr)

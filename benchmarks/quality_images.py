@@ -45,10 +45,10 @@ from sklearn.utils.validation import check_is_fitted
 
 import skinfo
 from skinfo import metrics as M
-from skinfo.nn.encoders import SmallCNN
 
 from . import quality as Q
 from ._common import markdown_table, sklearn_detectors, write_results
+from .image_defaults import BUDGET
 
 FIRST_HALF = (0, 1, 2, 3, 4)
 
@@ -139,33 +139,29 @@ class HeldOutTemperature(ClassifierMixin, BaseEstimator):
 
 
 def image_hyperparameters(data: str, quick: bool) -> dict[str, dict]:
-    """Fixed hyperparameters per estimator for images (JSON-safe; recorded in the output)."""
-    e = {"mnist": 10, "cifar10": 30}[data]
-    e = max(2, e // 2) if quick else e
-    cnn = {"encoder": "SmallCNN(channels=(16, 32), out_features=64)", "max_epochs": e}
+    """Hyperparameters per estimator for images (JSON-safe; recorded in the output).
+
+    Every skinfo classifier keeps its own defaults for image input and trains
+    under the same rule, :data:`benchmarks.image_defaults.BUDGET` (early
+    stopping on a 10 % validation split, patience 5, at most 100 epochs);
+    ``--quick`` caps it at 3 epochs.
+    """
+    budget = dict(BUDGET, max_epochs=3) if quick else dict(BUDGET)
+    if data == "cifar10":
+        budget["max_epochs"] = 3 if quick else 200
     return {
-        "Softmax": dict(cnn),
-        "OVA": dict(cnn, lr=3e-3),
-        "MASS": dict(cnn, beta=1e-3),
-        "VIB": dict(cnn, beta=1e-3),
-        "IB-INN": {"beta": 1.0, "inn_architecture": "small", "max_epochs": e},
-        "flow": {"max_epochs": 20 if not quick else 10},
+        **{name: dict(budget) for name in Q.CLASS_NAMES},
+        "flow": {"max_epochs": 10 if quick else 50},
     }
 
 
 def image_factories(
     hp: dict[str, dict], input_shape: tuple[int, ...]
 ) -> dict[str, Callable[[int], object]]:
-    """Factories ``seed -> unfitted classifier``: skinfo with image encoders, baselines."""
-    encoder = partial(SmallCNN, channels=(16, 32), out_features=64)
-    kwargs = {}
-    for name, params in hp.items():
-        if name == "flow":
-            continue
-        params = dict(params, input_shape=input_shape)
-        if "encoder" in params:
-            params["encoder"] = encoder
-        kwargs[name] = params
+    """Factories ``seed -> unfitted classifier``: skinfo at its image defaults, baselines."""
+    kwargs = {
+        name: dict(params, input_shape=input_shape) for name, params in hp.items() if name != "flow"
+    }
     out = Q.skinfo_factories(kwargs, device="auto")
     if "Softmax" in out:
         softmax = out["Softmax"]

@@ -17,7 +17,7 @@ A concrete estimator only says *what* to train:
 * ``_constraints`` declares what each parameter accepts.
 
 Optional hooks: ``_param_groups()`` (per-parameter-group optimizer options),
-``_extra_callbacks()``, ``_after_fit(X, y)`` and ``_check_param_combinations()``.
+``_extra_callbacks()``, ``_after_fit(X, y, sample_weight)`` and ``_check_param_combinations()``.
 """
 
 from __future__ import annotations
@@ -40,6 +40,13 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from ._feature_scores import (
+    FEATURE_SCORES,
+    are_statistics,
+    feature_scores,
+    fit_feature_statistics,
+    vim_head,
+)
 from ._inference import infer
 from ._input import check_input, check_sample_weight
 from ._params import (
@@ -149,6 +156,7 @@ class NeuralEstimator(BaseEstimator):
         leaves the estimator as it was before the call.
     """
 
+    _auto: dict = {}  # {name: (value for flat rows, value for images)} of "auto" parameters
     _constraints: dict = {
         "max_epochs": [Interval(Integral, 1, 10**6)],
         "batch_size": [Interval(Integral, 1, 2**24)],
@@ -273,8 +281,10 @@ class NeuralEstimator(BaseEstimator):
     def _extra_callbacks(self) -> list:
         return []
 
-    def _after_fit(self, X: np.ndarray, y: np.ndarray | None) -> None:
-        """Called after training with the float32 training data."""
+    def _after_fit(
+        self, X: np.ndarray, y: np.ndarray | None, sample_weight: np.ndarray | None = None
+    ) -> None:
+        """Called after training with the float32 training data and the row weights."""
 
     def _check_param_combinations(self) -> None:
         """Constraints between parameters (each one alone is in ``_constraints``)."""
@@ -285,6 +295,13 @@ class NeuralEstimator(BaseEstimator):
         return False
 
     # -------------------------------------------------------------- plumbing
+    def _value(self, name: str):
+        """A parameter's value, ``"auto"`` resolved from ``_auto`` for flat rows or images."""
+        value = getattr(self, name)
+        if not (isinstance(value, str) and value == "auto"):
+            return value
+        return self._auto[name][len(self._sample_shape(self.n_features_in_)) == 3]
+
     def _sample_shape(self, n_features: int) -> tuple[int, ...]:
         """The shape of one sample: ``input_shape``, else the fitted image shape, else flat."""
         shape = getattr(self, "input_shape", None) or getattr(self, "image_shape_", None)
@@ -414,7 +431,13 @@ class NeuralClassifier(
             "a 1-D array of 2 to 100000 labels",
         ),
         "_n_features_out": Interval(Integral, 1, 10**8),
+        "feature_statistics_": Check(are_statistics, "the statistics of a feature-space score"),
     }
+
+    #: Training rows kept for ``ood_score="knn"`` (a random subset of larger sets).
+    knn_max_samples = 10_000
+    #: ``k`` of ``ood_score="knn"``; None: one per 1,000 kept rows (at least 1).
+    knn_n_neighbors = None
 
     def __init__(
         self,
@@ -586,7 +609,24 @@ class NeuralClassifier(
         with torch.no_grad():
             first_row = torch.from_numpy(np.array(X[:1], np.float32)).to(self.net_.device)
             self._n_features_out = int(module.embed(first_row).shape[1])
+        vars(self).pop("feature_statistics_", None)
+        if self.ood_score in FEATURE_SCORES:
+            self.feature_statistics_ = self._fit_feature_statistics(X, y_encoded)
         return self
+
+    def _fit_feature_statistics(self, X: np.ndarray, y_encoded: np.ndarray) -> dict:
+        """The statistics of ``ood_score`` (a feature-space score) on the training rows."""
+        kind = self.ood_score
+        Z = self._infer(X, lambda m, x: m.embed(x))
+        options: dict = {"random_state": self._seed}
+        if kind == "knn":
+            options.update(max_samples=self.knn_max_samples, n_neighbors=self.knn_n_neighbors)
+        elif kind == "vim":
+            proba = self._infer(X, lambda m, x: torch.softmax(m.log_proba(x).double(), -1))
+            options["head"] = vim_head(self.net_.module_, Z, proba, type(self).__name__)
+        else:
+            options["labels"] = y_encoded
+        return {"score": kind, **fit_feature_statistics(kind, Z, **options)}
 
     def predict_log_proba(self, X) -> np.ndarray:
         """Log of :meth:`predict_proba`, computed in log space (float64).
@@ -657,6 +697,10 @@ class NeuralClassifier(
         """OOD normality score per row: higher means more in-distribution.
 
         Which score is used depends on the estimator's ``ood_score`` parameter.
+        The feature-space scores (``'knn'``, ``'mahalanobis'``,
+        ``'relative_mahalanobis'`` and, with a linear softmax head, ``'vim'``)
+        use statistics of the training representation fitted by ``fit``
+        (``feature_statistics_``; see the user guide, "OOD detection").
 
         Parameters
         ----------
@@ -668,7 +712,19 @@ class NeuralClassifier(
         ndarray of shape (n_samples,)
             The score of each row.
         """
-        return self._infer(self._validate_X(X), self._score_samples_batch, grad=self._score_grad())
+        if self.ood_score not in FEATURE_SCORES:
+            return self._infer(
+                self._validate_X(X), self._score_samples_batch, grad=self._score_grad()
+            )
+        check_is_fitted(self)
+        stats = getattr(self, "feature_statistics_", {})
+        if stats.get("score") != self.ood_score:
+            raise ValueError(
+                f"ood_score={self.ood_score!r} scores with statistics of the training "
+                "representation, fitted by fit; this estimator was fitted with another "
+                "ood_score. Fit it again."
+            )
+        return feature_scores(self.ood_score, stats, self.transform(X))
 
     def _score_samples_batch(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

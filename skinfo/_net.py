@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 from skorch import NeuralNet
+from skorch.callbacks import EarlyStopping
 from skorch.hf import AccelerateMixin
 from torch.utils.data import Subset
 
@@ -185,13 +186,20 @@ class SkinfoNet(NeuralNet):
             return result
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
-        """skorch's loop; a ``KeyboardInterrupt`` is noted (``interrupted_``) before skorch
-        stops training and keeps the completed epochs."""
+        """skorch's loop; a user's ``KeyboardInterrupt`` (Ctrl-C) is noted
+        (``interrupted_``) before skorch stops training and keeps the completed epochs.
+
+        skorch's ``EarlyStopping`` stops training by raising ``KeyboardInterrupt``
+        too, once its patience is used up; that stop is not an interruption.
+        """
         self.interrupted_ = False
         try:
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
         except KeyboardInterrupt:
-            self.interrupted_ = True
+            self.interrupted_ = not any(
+                isinstance(cb, EarlyStopping) and cb.misses_ == cb.patience
+                for _, cb in getattr(self, "callbacks_", [])
+            )
             raise
 
     def predict_proba(self, X):

@@ -192,8 +192,8 @@ def build_net(est: Any, module: nn.Module, criterion: nn.Module, split: Any) -> 
         criterion=criterion,
         optimizer=optimizer,
         optimizer__param_groups=est._param_groups(),
-        lr=est.lr,
-        max_epochs=est.max_epochs,
+        lr=est._value("lr"),
+        max_epochs=est._value("max_epochs"),
         batch_size=est.batch_size,
         train_split=split,
         callbacks=_callbacks(est),
@@ -210,7 +210,7 @@ def build_net(est: Any, module: nn.Module, criterion: nn.Module, split: Any) -> 
 def learning_rates(est: Any) -> tuple:
     """``lr`` and the per-group rates of ``_param_groups``, as set now."""
     groups = tuple((pattern, options.get("lr")) for pattern, options in est._param_groups())
-    return (est.lr, groups)
+    return (est._value("lr"), groups)
 
 
 def sync_learning_rates(est: Any, net: SkinfoNet) -> None:
@@ -222,18 +222,18 @@ def sync_learning_rates(est: Any, net: SkinfoNet) -> None:
     it stopped. ``initial_lr``, where a scheduler stored it, is reset too, so
     that a new schedule starts from the new rate.
     """
-    patterns = est._param_groups()
+    patterns, lr = est._param_groups(), est._value("lr")
     names = {id(p): name for name, p in net.module_.named_parameters()}
     for group in net.optimizer_.param_groups:
         name = names.get(id(group["params"][0]), "")
         rate = next(
-            (opts.get("lr", est.lr) for pat, opts in patterns if fnmatch.fnmatch(name, pat)),
-            est.lr,
+            (opts.get("lr", lr) for pat, opts in patterns if fnmatch.fnmatch(name, pat)),
+            lr,
         )
         group["lr"] = rate
         if "initial_lr" in group:
             group["initial_lr"] = rate
-    net.lr = est.lr
+    net.lr = lr
     est._applied_rates = learning_rates(est)
 
 
@@ -299,7 +299,7 @@ def train(
             # would re-initialize an initialized net)
             net.iterator_train__seed = est._seed + previous_epochs
             net.compile_objective = bool(getattr(est, "compile", False))
-            net.max_epochs, net.batch_size = est.max_epochs, est.batch_size
+            net.max_epochs, net.batch_size = est._value("max_epochs"), est.batch_size
             if learning_rates(est) != getattr(est, "_applied_rates", None):
                 sync_learning_rates(est, net)
         else:
@@ -329,7 +329,7 @@ def train(
                 UserWarning,
                 stacklevel=4,
             )
-        est._after_fit(X, y)
+        est._after_fit(X, y, sample_weight)
 
 
 def atomic_fit(fit: Callable) -> Callable:

@@ -22,6 +22,32 @@ from .nn.realnvp import FlowTrainingModule, RealNVP, approximate_mass
 from .objectives.approx_mass import ApproxMassLoss
 
 _SCORES = ("approx_mass", "log_likelihood")
+_ARCHITECTURES = ("dense", "multiscale")
+#: Training epochs of ``max_epochs="auto"`` for images (flat rows: 50).
+IMAGE_EPOCHS = 25
+
+
+def _weighted_quantile(values: np.ndarray, q: float, weights: np.ndarray | None) -> float:
+    """``np.quantile(values, q)`` (linear method) with each value repeated by its weight.
+
+    Integer weights give exactly the quantile of the repeated values; a weight
+    of 0 removes a value. Fractional weights stretch a value's share of the
+    sorted positions in proportion (a value of weight ``w`` covers ``w``
+    positions of the ``sum(weights)`` ones).
+    """
+    if weights is None:
+        return float(np.quantile(values, q))
+    order = np.argsort(values, kind="stable")
+    keep = weights[order] > 0
+    sorted_values, cumulative = values[order][keep], np.cumsum(weights[order][keep])
+    position = max((cumulative[-1] - 1.0) * q, 0.0)  # h of numpy's linear method
+    low = np.floor(position)
+
+    def at(k: float) -> float:  # the value at 0-based position k of the repeated values
+        i = min(int(np.searchsorted(cumulative, k, side="right")), len(sorted_values) - 1)
+        return float(sorted_values[i])
+
+    return at(low) + (position - low) * (at(low + 1) - at(low))
 
 
 class ApproxMassFlowDetector(OutlierMixin, NeuralEstimator):
@@ -36,11 +62,13 @@ class ApproxMassFlowDetector(OutlierMixin, NeuralEstimator):
     convention).
 
     The flow (:class:`skinfo.nn.RealNVP`, built from FrEIA modules) is
-    RealNVP: dense affine couplings for feature vectors, or, with
-    ``input_shape=(C, H, W)``, the multi-scale architecture with checkerboard
-    and channel masks and squeezes. With a single feature a coupling has
-    nothing to condition on, so the flow is an elementwise affine layer alone
-    (a learned 1-D Gaussian).
+    RealNVP with dense affine couplings on the flattened rows, for feature
+    vectors and images alike (``architecture='dense'``), or, for images, the
+    paper's multi-scale architecture with checkerboard and channel masks and
+    squeezes (``architecture='multiscale'``; far more costly per image, see
+    the user guide). With a single feature a coupling has nothing to
+    condition on, so the dense flow is an elementwise affine layer alone (a
+    learned 1-D Gaussian).
 
     Parameters
     ----------
@@ -64,23 +92,30 @@ class ApproxMassFlowDetector(OutlierMixin, NeuralEstimator):
         log-likelihood.
     contamination : float in (0, 0.5], default=0.05
         Fraction of training rows to flag as outliers: ``offset_`` is
-        ``np.quantile`` of the training scores at ``contamination``, so
+        ``np.quantile`` of the training scores at ``contamination`` (weighted
+        by ``sample_weight``, a row of weight 2 counting as two rows), so
         :meth:`predict` flags that fraction of the training rows (as
         :class:`sklearn.covariance.EllipticEnvelope`). There is no
         ``'auto'``: in sklearn, ``contamination='auto'`` (IsolationForest,
         LocalOutlierFactor) means a fixed offset that the score's definition
         singles out, and neither the approximate mass nor the log-likelihood
         has one.
+    architecture : {"dense", "multiscale"}, default="dense"
+        ``'dense'``: affine couplings with MLP st-networks on the flattened
+        rows (any input, images included). ``'multiscale'``: the paper's
+        convolutional multi-scale RealNVP; needs images (``input_shape=(C, H,
+        W)`` or image-shaped X).
     n_blocks : int or None, default=None
-        Feature vectors: number of affine couplings (None = 6). Images: residual
-        blocks in each coupling's st-network, the paper's "blocks" (None = 2).
+        Dense flow: number of affine couplings (None = 6). Multi-scale flow:
+        residual blocks in each coupling's st-network, the paper's "blocks"
+        (None = 2).
     hidden_width : int, default=64
-        Width of the st-networks: hidden units (vectors) or convolution
-        channels (images).
+        Width of the st-networks: hidden units (dense) or convolution
+        channels (multi-scale).
     n_hidden : int, default=2
-        Hidden layers of each dense st-network (vectors only).
+        Hidden layers of each dense st-network (dense flow only).
     n_scales : int, default=2
-        Images only: scales of the multi-scale flow (the paper's "scales"; a
+        Multi-scale flow only: its number of scales (the paper's "scales"; a
         scale is three checkerboard couplings, a squeeze, three channel
         couplings, and half of the channels factored out; the last scale is four
         checkerboard couplings). Height and width must be divisible by
@@ -88,9 +123,15 @@ class ApproxMassFlowDetector(OutlierMixin, NeuralEstimator):
     clamp : float, default=2.0
         Soft clamp of the coupling log-scales, ``clamp * tanh(s / clamp)``.
     input_shape : None or tuple of int, default=None
-        ``(C, H, W)`` selects the image flow (rows are reshaped, so pipelines
-        with scalers work); None or ``(n_features,)`` the dense flow.
-    max_epochs, batch_size, lr, optimizer, weight_decay, validation_fraction, \
+        ``(C, H, W)``: the shape of one image, for ``architecture='multiscale'``
+        (rows are reshaped, so pipelines with scalers work); image-shaped X,
+        ``(n, C, H, W)`` or ``(n, H, W)``, gives it too. None or
+        ``(n_features,)``: flat rows.
+    max_epochs : int or "auto", default="auto"
+        Training epochs; ``'auto'`` is 50 for flat rows and 25 for images
+        (``input_shape=(C, H, W)`` or image-shaped X), where the held-out
+        detection does not improve beyond (see the user guide).
+    batch_size, lr, optimizer, weight_decay, validation_fraction, \
 early_stopping, n_iter_no_change, device, random_state, verbose, callbacks, on_nan
         Common parameters, see :ref:`common-parameters`.
 
@@ -134,13 +175,14 @@ early_stopping, n_iter_no_change, device, random_state, verbose, callbacks, on_n
         noise=0.05,
         ood_score="approx_mass",
         contamination=0.05,
+        architecture="dense",
         n_blocks=None,
         hidden_width=64,
         n_hidden=2,
         n_scales=2,
         clamp=2.0,
         input_shape=None,
-        max_epochs=50,
+        max_epochs="auto",
         batch_size=128,
         lr=1e-3,
         optimizer="adam",
@@ -159,6 +201,7 @@ early_stopping, n_iter_no_change, device, random_state, verbose, callbacks, on_n
         self.noise = noise
         self.ood_score = ood_score
         self.contamination = contamination
+        self.architecture = architecture
         self.n_blocks = n_blocks
         self.hidden_width = hidden_width
         self.n_hidden = n_hidden
@@ -182,12 +225,15 @@ early_stopping, n_iter_no_change, device, random_state, verbose, callbacks, on_n
             **kwargs,
         )
 
+    _auto: dict = {"max_epochs": (50, IMAGE_EPOCHS)}
     _constraints: dict = {
         **NeuralEstimator._constraints,
+        "max_epochs": [Options(("auto",)), *NeuralEstimator._constraints["max_epochs"]],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "noise": [Interval(Real, 0, None, closed="left")],
         "ood_score": [Options(_SCORES)],
         "contamination": [Interval(Real, 0, 0.5, closed="right")],
+        "architecture": [Options(_ARCHITECTURES)],
         "n_blocks": [None, Interval(Integral, 1, 1024)],
         "hidden_width": [Interval(Integral, 1, MAX_SIZE)],
         "n_hidden": [Interval(Integral, 1, 1024)],
@@ -203,7 +249,12 @@ early_stopping, n_iter_no_change, device, random_state, verbose, callbacks, on_n
 
     def _build_module(self, X, y, sample_weight=None):
         shape = self._sample_shape(X.shape[1])
-        image = len(shape) == 3
+        image = self.architecture == "multiscale"
+        if image and len(shape) != 3:
+            raise ValueError(
+                "architecture='multiscale' needs images: pass input_shape=(C, H, W) or "
+                f"image-shaped X (n, C, H, W); got rows of shape {shape}."
+            )
         n_blocks = self.n_blocks if self.n_blocks is not None else (2 if image else 6)
         shape = shape if image else (X.shape[1],)
         return FlowTrainingModule(
@@ -229,13 +280,15 @@ early_stopping, n_iter_no_change, device, random_state, verbose, callbacks, on_n
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Training rows (in-distribution data).
+        X : array-like of shape (n_samples, n_features) or image-shaped
+            Training rows (in-distribution data), or images ``(n, C, H, W)`` /
+            ``(n, H, W)``.
         y : None
             Ignored; present for API consistency.
         sample_weight : array-like of shape (n_samples,) or None, default=None
             Weight of each row in the loss (its log-likelihood and its
-            approximate-mass penalty).
+            approximate-mass penalty) and in the quantile that sets
+            ``offset_``.
 
         Returns
         -------
@@ -250,8 +303,9 @@ early_stopping, n_iter_no_change, device, random_state, verbose, callbacks, on_n
         self._fit_tensors(X, None, check_sample_weight(sample_weight, len(X)))
         return self
 
-    def _after_fit(self, X, y) -> None:
-        self.offset_ = float(np.quantile(self._scores(X), float(self.contamination)))
+    def _after_fit(self, X, y, sample_weight=None) -> None:
+        scores = self._scores(X)
+        self.offset_ = _weighted_quantile(scores, float(self.contamination), sample_weight)
 
     def _scores(self, X: np.ndarray) -> np.ndarray:
         if self.ood_score == "log_likelihood":

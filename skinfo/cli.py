@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import datasets, metrics
-
-OOD_KINDS = ("rotate90", "flip", "gaussian_noise", "uniform_noise", "invert")
+from .datasets import OOD_KINDS
 
 # (display name, estimator class name, parameters for digits scaled to [0, 1])
 DEMO_MODELS: list[tuple[str, str, dict]] = [

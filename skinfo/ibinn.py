@@ -13,17 +13,20 @@ from skorch.callbacks import GradientNormClipping
 from torch import nn
 
 from ._base import NeuralClassifier, class_frequencies
+from ._feature_scores import DISTANCE_SCORES
 from ._params import BOOLEAN, MAX_SIZE, Check, Interval, Options
 from ._training import head_param_groups
 from .nn.inn import INN_PRESETS, IBINNNetwork, conv_inn, dense_inn
 from .nn.latent_gmm import LatentGMM
 from .objectives.ibinn import IBINNLoss
 
-_OOD_SCORES = ("typicality", "log_likelihood")
+_OOD_SCORES = ("typicality", "log_likelihood", "max_proba")
 _LOSSES = ("ib", "class_nll")
 
 #: ``head_lr=None``: the class means train at this multiple of ``lr``.
 HEAD_LR_FACTOR = 10.0
+#: ``beta="auto"`` with image input (flat rows: 1.0, the paper's trade-off).
+IMAGE_BETA = 100.0
 
 
 class IBINNClassifier(NeuralClassifier):
@@ -59,9 +62,12 @@ class IBINNClassifier(NeuralClassifier):
 
     Parameters
     ----------
-    beta : float or np.inf, default=1.0
+    beta : float, np.inf or 'auto', default='auto'
         Trade-off ``gamma`` of Eq. 9 (``>= 0``); larger favours accuracy,
         smaller the likelihood (bits/dim, OOD detection, calibration).
+        ``'auto'``: ``1.0`` (the paper's recommended ``gamma = 1``) for flat
+        rows, ``100.0`` for images (where ``gamma = 1`` costs accuracy; the
+        IB-INN page of the documentation gives the measured cost).
     loss : {'ib', 'class_nll'}, default='ib'
         ``'class_nll'``: the standard generative classifier, minimizing the
         class-conditional NLL ``-log q(z | y) - log|det J|`` (divided by
@@ -84,10 +90,10 @@ class IBINNClassifier(NeuralClassifier):
         Coupling blocks of the dense INN.
     inn_architecture : str or sequence, default='auto'
         Convolutional INN (used for images: ``input_shape`` or image-shaped
-        X): ``'auto'`` (``'paper'`` for images of 2 or more channels,
-        ``'small'`` for single-channel ones, whose first couplings need the
-        channels a downsampling gives), a preset of ``skinfo.nn.INN_PRESETS``
-        (``'paper'``, ``'small'``) or a sequence of ints and ``'down'``.
+        X): ``'auto'`` (``'small'``, ``[down, 4, down, 4]``, for any number
+        of channels; the paper's 58 blocks cost about 7x more per image), a
+        preset of ``skinfo.nn.INN_PRESETS`` (``'paper'``, ``'small'``) or a
+        sequence of ints and ``'down'``.
     n_fc_blocks : int, default=2
         Dense blocks after the convolutional levels.
     conv_width : int, default=32
@@ -101,12 +107,17 @@ class IBINNClassifier(NeuralClassifier):
         mixture, the flow's classification head); ``None`` means ``10 * lr``.
     clip_grad_norm : float or None, default=8.0
         Clip the gradient norm of all parameters to this value at every step;
-        ``None`` disables clipping. Clipping keeps the large default step
+        ``None`` disables clipping. Clipping keeps the large flat-row step
         (``lr=1e-2``) from occasionally degrading longer trainings (see the
         IB-INN page of the documentation).
-    ood_score : {'typicality', 'log_likelihood'}, default='typicality'
+    ood_score : {'auto', 'typicality', 'log_likelihood', 'max_proba', 'knn', 'mahalanobis', \
+'relative_mahalanobis'}, default='auto'
         :meth:`score_samples`: ``-|log q(x) - mean_train log q(x)|`` (the
-        single-input typicality test) or ``log q(x)``.
+        single-input typicality test), ``log q(x)``, or the maximum class
+        probability of :meth:`predict_proba`. ``'auto'``: ``'typicality'``
+        for flat rows, ``'max_proba'`` for images (on images a flow's
+        likelihood follows low-level statistics such as the number of inked
+        pixels rather than the class, see the documentation).
     encoder
         Must be ``None``: the network is the INN.
     hidden_layer_sizes, activation, input_shape, max_epochs, batch_size, lr, \
@@ -115,12 +126,13 @@ random_state, verbose, callbacks, warm_start, on_nan, accelerator, \
 compile
         Common parameters, see :ref:`common-parameters`
         (``hidden_layer_sizes`` / ``activation``: the coupling subnets).
-        The defaults differ from the other estimators': ``lr=1e-2`` and
-        ``max_epochs=20``. The couplings start near the identity (FrEIA scales
-        the subnet output by 0.1), so the flow needs a larger step than an
-        MLP: at ``lr=1e-3`` a short training leaves it visibly less accurate
-        (the defaults are explained with measurements on the IB-INN page of
-        the documentation).
+        The defaults differ from the other estimators': ``lr='auto'``
+        (``1e-2`` for flat rows, ``1e-3`` for images) and ``max_epochs=20``.
+        The couplings start near the identity (FrEIA scales the subnet output
+        by 0.1), so the dense flow needs a larger step than an MLP: at
+        ``lr=1e-3`` a short training leaves it visibly less accurate; the
+        convolutional INN on images is unstable at ``1e-2`` (the defaults are
+        explained with measurements on the IB-INN page of the documentation).
 
     Attributes
     ----------
@@ -154,7 +166,7 @@ compile
     def __init__(
         self,
         *,
-        beta=1.0,
+        beta="auto",
         loss="ib",
         noise_sigma=1e-3,
         label_smoothing=0.05,
@@ -167,14 +179,14 @@ compile
         means_distance=5.0,
         head_lr=None,
         clip_grad_norm=8.0,
-        ood_score="typicality",
+        ood_score="auto",
         encoder=None,
         hidden_layer_sizes=(128,),
         activation="relu",
         input_shape=None,
         max_epochs=20,
         batch_size=128,
-        lr=1e-2,
+        lr="auto",
         optimizer="adam",
         weight_decay=0.0,
         validation_fraction=None,
@@ -230,9 +242,17 @@ compile
             **kwargs,
         )
 
+    #: ``"auto"`` values: (flat rows, images); see "Choosing the defaults" in the docs
+    _auto: dict = {
+        "lr": (1e-2, 1e-3),
+        "beta": (1.0, IMAGE_BETA),
+        "ood_score": ("typicality", "max_proba"),
+    }
+
     _constraints: dict = {
         **NeuralClassifier._constraints,
-        "beta": [Interval(Real, 0, math.inf)],
+        "lr": [Options(("auto",)), Interval(Real, 0, None, closed="neither")],
+        "beta": [Options(("auto",)), Interval(Real, 0, math.inf)],
         "loss": [Options(_LOSSES)],
         "noise_sigma": [Interval(Real, 0, None, closed="left")],
         "label_smoothing": [Interval(Real, 0, 1, closed="left")],
@@ -255,7 +275,7 @@ compile
         "means_distance": [Interval(Real, 0, None, closed="neither")],
         "head_lr": [None, Interval(Real, 0, None, closed="neither")],
         "clip_grad_norm": [None, Interval(Real, 0, None, closed="neither")],
-        "ood_score": [Options(_OOD_SCORES)],
+        "ood_score": [Options(("auto", *_OOD_SCORES, *DISTANCE_SCORES))],
         "encoder": [None],
     }
 
@@ -274,7 +294,7 @@ compile
         else:
             architecture = self.inn_architecture
             if isinstance(architecture, str) and architecture == "auto":
-                architecture = "paper" if shape[0] >= 2 else "small"
+                architecture = "small"
             flow = conv_inn(
                 shape,
                 architecture,
@@ -296,28 +316,33 @@ compile
 
     def _build_criterion(self, X, y) -> nn.Module:
         return IBINNLoss(
-            beta=self.beta,
+            beta=self._value("beta"),
             n_dims=X.shape[1],
             label_smoothing=self.label_smoothing,
             loss=self.loss,
         )
 
     def _param_groups(self) -> list:
-        return head_param_groups(self.head_lr, self.lr, HEAD_LR_FACTOR, pattern="gmm.means")
+        return head_param_groups(
+            self.head_lr, self._value("lr"), HEAD_LR_FACTOR, pattern="gmm.means"
+        )
 
     def _extra_callbacks(self) -> list:
         if self.clip_grad_norm is None:
             return []
         return [("clip_grad_norm", GradientNormClipping(float(self.clip_grad_norm)))]
 
-    def _after_fit(self, X, y) -> None:
+    def _after_fit(self, X, y, sample_weight=None) -> None:
         self.train_log_likelihood_mean_ = float(
             self._infer(X, lambda m, x: m.log_likelihood(x)).mean()
         )
 
     def _score_samples_batch(self, module, x):
+        score = self._value("ood_score")
+        if score == "max_proba":
+            return module.log_proba(x).double().exp().amax(-1)
         log_q = module.log_likelihood(x).double()
-        if self.ood_score == "log_likelihood":
+        if score == "log_likelihood":
             return log_q
         return -(log_q - self.train_log_likelihood_mean_).abs()
 

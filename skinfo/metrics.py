@@ -200,10 +200,10 @@ def _check_distribution(y_prob: ArrayLike, name: str = "y_prob") -> np.ndarray:
     return proba
 
 
-def _check_n_bins(n_bins: int) -> int:
-    if not isinstance(n_bins, numbers.Integral) or isinstance(n_bins, bool) or n_bins < 1:
-        raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}.")
-    return int(n_bins)
+def _check_positive_int(value: int, name: str) -> int:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return int(value)
 
 
 def _check_scores(scores: ArrayLike, name: str) -> np.ndarray:
@@ -223,6 +223,12 @@ def _check_scores(scores: ArrayLike, name: str) -> np.ndarray:
 # ---------------------------------------------------------------------------
 # Binning (shared by every calibration metric)
 # ---------------------------------------------------------------------------
+
+
+def _top_label(proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted column (the first on ties) and its probability, the confidence."""
+    pred = np.argmax(proba, axis=1)
+    return pred, proba[np.arange(proba.shape[0]), pred]
 
 
 def _bin_sums(
@@ -307,10 +313,9 @@ def calibration_bins(
     >>> bins.accuracy[3], bins.confidence[3]
     (np.float64(0.5), np.float64(0.75))
     """
-    n_bins = _check_n_bins(n_bins)
+    n_bins = _check_positive_int(n_bins, "n_bins")
     y_idx, proba, _ = _check_labels_proba(y_true, y_prob, labels)
-    pred = np.argmax(proba, axis=1)
-    conf = proba[np.arange(proba.shape[0]), pred]
+    pred, conf = _top_label(proba)
     correct = (pred == y_idx).astype(np.float64)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     count, conf_sum, hit_sum = _bin_sums(conf, correct, edges, right=True)
@@ -320,10 +325,20 @@ def calibration_bins(
     return CalibrationBins(edges, confidence, accuracy, count)
 
 
-def _gaps(bins: CalibrationBins) -> tuple[np.ndarray, np.ndarray]:
-    """|accuracy - confidence| and the mask of the non-empty bins."""
+def _calibration_errors(count: np.ndarray, widths: np.ndarray, gaps: np.ndarray) -> dict:
+    """ECE, MCE and ICE of the kept bins from their counts, widths and |accuracy - confidence|."""
+    ece = np.sum(count * gaps) / np.sum(count)
+    return {"ece": float(ece), "mce": float(np.max(gaps)), "ice": float(np.sum(widths * gaps))}
+
+
+def _top_label_errors(
+    y_true: ArrayLike, y_prob: ArrayLike, n_bins: int, labels: ArrayLike | None
+) -> dict[str, float]:
+    """:func:`_calibration_errors` of the non-empty bins of :func:`calibration_bins`."""
+    bins = calibration_bins(y_true, y_prob, n_bins=n_bins, labels=labels)
     filled = bins.count > 0
-    return np.abs(bins.accuracy[filled] - bins.confidence[filled]), filled
+    gaps = np.abs(bins.accuracy[filled] - bins.confidence[filled])
+    return _calibration_errors(bins.count[filled], np.diff(bins.edges)[filled], gaps)
 
 
 def expected_calibration_error(
@@ -367,9 +382,7 @@ def expected_calibration_error(
     >>> round(expected_calibration_error([0, 0, 0, 1], y_prob), 10)
     0.05
     """
-    bins = calibration_bins(y_true, y_prob, n_bins=n_bins, labels=labels)
-    gaps, filled = _gaps(bins)
-    return float(np.sum(bins.count[filled] * gaps) / np.sum(bins.count))
+    return _top_label_errors(y_true, y_prob, n_bins, labels)["ece"]
 
 
 def max_calibration_error(
@@ -408,9 +421,7 @@ def max_calibration_error(
     >>> round(max_calibration_error([0, 1, 1, 1], y_prob, n_bins=10), 10)
     0.4
     """
-    bins = calibration_bins(y_true, y_prob, n_bins=n_bins, labels=labels)
-    gaps, _ = _gaps(bins)
-    return float(np.max(gaps))
+    return _top_label_errors(y_true, y_prob, n_bins, labels)["mce"]
 
 
 def integrated_calibration_error(
@@ -455,10 +466,7 @@ def integrated_calibration_error(
     >>> round(integrated_calibration_error([0, 1, 1, 1], y_prob, n_bins=10), 10)
     0.07
     """
-    bins = calibration_bins(y_true, y_prob, n_bins=n_bins, labels=labels)
-    gaps, filled = _gaps(bins)
-    widths = np.diff(bins.edges)[filled]
-    return float(np.sum(widths * gaps))
+    return _top_label_errors(y_true, y_prob, n_bins, labels)["ice"]
 
 
 def ibinn_calibration_errors(
@@ -566,8 +574,7 @@ def ibinn_calibration_errors(
         edges = column_or_1d(np.asarray(bin_edges, dtype=np.float64))
         if edges.shape[0] < 2 or edges[0] != 0.0 or edges[-1] != 1.0 or np.any(np.diff(edges) <= 0):
             raise ValueError("bin_edges must increase strictly from 0 to 1.")
-    if not isinstance(min_count, numbers.Integral) or isinstance(min_count, bool) or min_count < 1:
-        raise ValueError(f"min_count must be a positive integer, got {min_count!r}.")
+    min_count = _check_positive_int(min_count, "min_count")
     y_idx, proba, _ = _check_labels_proba(y_true, y_prob, labels)
     onehot = np.zeros_like(proba)
     onehot[np.arange(proba.shape[0]), y_idx] = 1.0
@@ -580,11 +587,9 @@ def ibinn_calibration_errors(
         )
     centres = 0.5 * (edges[:-1] + edges[1:])[keep]
     accuracy = n_correct[keep] / count[keep]
-    gaps = np.abs(centres - accuracy)
-    ece = float(np.sum(count[keep] * gaps) / np.sum(count[keep]))
-    mce = float(np.max(gaps))
-    ice = float(np.sum(np.diff(edges)[keep] * gaps))
-    return {"ece": ece, "mce": mce, "ice": ice, "geometric_mean": float(np.cbrt(ece * mce * ice))}
+    errors = _calibration_errors(count[keep], np.diff(edges)[keep], np.abs(centres - accuracy))
+    errors["geometric_mean"] = float(np.cbrt(errors["ece"] * errors["mce"] * errors["ice"]))
+    return errors
 
 
 def accuracy_at_confidence(
@@ -641,8 +646,7 @@ def accuracy_at_confidence(
     if thresholds is None:
         thresholds = np.linspace(0.0, 1.0, 101)
     tau = column_or_1d(np.asarray(thresholds, dtype=np.float64))
-    pred = np.argmax(proba, axis=1)
-    conf = proba[np.arange(proba.shape[0]), pred]
+    pred, conf = _top_label(proba)
     correct = pred == y_idx  # y_idx is -1 for OOD samples: never correct
     kept = conf[None, :] >= tau[:, None]
     n_kept = kept.sum(axis=1)

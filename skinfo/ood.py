@@ -16,25 +16,26 @@ from __future__ import annotations
 from numbers import Integral, Real
 
 import numpy as np
-from scipy.linalg import eigh
-from scipy.spatial.distance import cdist
-from scipy.special import logsumexp, softmax, xlogy
+from scipy.special import logsumexp, xlogy
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, OutlierMixin, clone
-from sklearn.covariance import EmpiricalCovariance, LedoitWolf
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import train_test_split
-from sklearn.neighbors import NearestNeighbors
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import normalize
 from sklearn.utils import get_tags
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, validate_data
-from torch import nn
 
+from ._feature_scores import (
+    COVARIANCES,
+    FEATURE_SCORES,
+    feature_scores,
+    fit_feature_statistics,
+    vim_head,
+)
 from ._params import BOOLEAN, RANDOM_STATE, Check, Interval, Options, check_params
 
-#: Scores computed from the class probabilities, and from the representation.
+#: Scores computed from the class probabilities (those from the representation
+#: are ``FEATURE_SCORES``).
 PROBABILITY_SCORES = ("max_proba", "neg_entropy")
-FEATURE_SCORES = ("knn", "mahalanobis", "relative_mahalanobis", "vim")
 OOD_SCORES = ("score_samples", *PROBABILITY_SCORES, "energy", *FEATURE_SCORES)
 
 #: The classifier methods each score needs.
@@ -49,27 +50,8 @@ _NEEDS = {
     "vim": ("transform", "predict_proba"),
 }
 
-_COVARIANCES = {"empirical": EmpiricalCovariance, "ledoit_wolf": LedoitWolf}
-
 #: The fitted attributes of sklearn's input checks.
 _INPUT_ATTRIBUTES = ("n_features_in_", "feature_names_in_")
-
-#: Every fitted attribute a score may set (removed before a refit sets its own).
-_SCORE_ATTRIBUTES = (
-    "nearest_neighbors_",
-    "n_neighbors_",
-    "class_means_",
-    "covariance_",
-    "background_covariance_",
-    "head_weight_",
-    "head_bias_",
-    "vim_origin_",
-    "vim_null_space_",
-    "vim_alpha_",
-    "vim_dim_",
-    "_whitening",
-    "_background_whitening",
-)
 
 
 def _final_estimator(estimator):
@@ -81,35 +63,6 @@ def _final_estimator(estimator):
             estimator = estimator.estimator
         else:
             return estimator
-
-
-def _linear_head(classifier) -> nn.Linear | None:
-    """The ``nn.Linear`` output layer of a fitted skinfo classifier, or None."""
-    module = getattr(getattr(_final_estimator(classifier), "net_", None), "module_", None)
-    for name in ("head", "decoder"):
-        layer = getattr(module, name, None)
-        if isinstance(layer, nn.Linear):
-            return layer
-    return None
-
-
-def _whitening(covariance) -> np.ndarray:
-    """``W`` with ``W W^T`` the precision of a fitted sklearn covariance estimator.
-
-    ``(a - b)^T P (a - b) = ||a W - b W||^2``, so squared Mahalanobis distances
-    become squared Euclidean distances of whitened rows.
-    """
-    eigenvalues, eigenvectors = eigh(covariance.get_precision())
-    return eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))
-
-
-def _vim_dim(n_features: int) -> int:
-    """The principal dimension of Wang et al.'s code for a representation of this width."""
-    if n_features >= 2048:
-        return 1000
-    if n_features >= 768:
-        return 512
-    return n_features // 2
 
 
 class OODDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
@@ -211,30 +164,18 @@ class OODDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         Number of features seen in ``fit``.
     feature_names_in_ : ndarray of shape (n_features,)
         Names of the features seen in ``fit``, when they are all strings.
-    nearest_neighbors_ : sklearn.neighbors.NearestNeighbors
-        ``"knn"``: fitted on the normalized training representations.
-    n_neighbors_ : int
-        ``"knn"``: the ``k`` used, ``min(n_neighbors, n_fitting_rows)``.
-    class_means_ : ndarray of shape (n_classes, n_representation)
-        Mahalanobis scores: the class means of the training representations,
-        in sorted label order.
-    covariance_ : sklearn covariance estimator
-        Mahalanobis scores: the shared covariance, fitted to the
-        class-centered training representations (``assume_centered=True``);
-        ``covariance_.covariance_`` is ``S``.
-    background_covariance_ : sklearn covariance estimator
-        ``"relative_mahalanobis"``: the background Gaussian ``N(mu_0, S_0)``
-        (``location_`` and ``covariance_``).
-    head_weight_, head_bias_ : ndarray
-        ``"vim"``: the classifier's output layer ``W`` and ``b``.
-    vim_origin_ : ndarray of shape (n_representation,)
-        ``"vim"``: ``o = -pinv(W) b``.
-    vim_null_space_ : ndarray of shape (n_representation, n_representation - D)
-        ``"vim"``: ``R``, orthonormal columns; ``D`` is ``vim_dim_``.
-    vim_alpha_ : float
-        ``"vim"``: the virtual-logit scale ``alpha``.
-    vim_dim_ : int
-        ``"vim"``: the principal dimension used.
+    feature_statistics_ : dict
+        The fitted statistics of a feature-space score (numpy arrays and
+        numbers): ``"knn"``: ``bank`` (the L2-normalized training
+        representations) and ``n_neighbors`` (the ``k`` used,
+        ``min(n_neighbors, n_fitting_rows)``); Mahalanobis scores:
+        ``class_means`` (sorted label order), the shared ``covariance`` ``S``
+        of the class-centered representations and its ``whitening``
+        (``W W^T = S^-1``), and for ``"relative_mahalanobis"`` the
+        ``background_mean`` and ``background_whitening`` of ``N(mu_0, S_0)``;
+        ``"vim"``: ``head_weight`` and ``head_bias`` (``W``, ``b``), ``origin``
+        (``o``), ``null_space`` (``R``), ``alpha`` and ``dim``. Absent for the
+        other scores.
 
     See Also
     --------
@@ -268,7 +209,7 @@ class OODDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
     >>> det = OODDetector(clf, ood_score="mahalanobis").fit(X[known][:600], y[known][:600])
     >>> det.predict(X[:3]).shape
     (3,)
-    >>> det.class_means_.shape
+    >>> det.feature_statistics_["class_means"].shape
     (5, 32)
     >>> bool(ood_auroc(det.score_samples(X[known][600:]), det.score_samples(X[~known])) > 0.9)
     True
@@ -280,7 +221,7 @@ class OODDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         "contamination": [Interval(Real, 0, 0.5, closed="right")],
         "holdout_fraction": [None, Interval(Real, 0, 1, closed="neither")],
         "n_neighbors": [Interval(Integral, 1, None)],
-        "covariance": [Options(tuple(_COVARIANCES))],
+        "covariance": [Options(tuple(COVARIANCES))],
         "vim_dim": [None, Interval(Integral, 0, None)],
         "prefit": [BOOLEAN],
         "random_state": [RANDOM_STATE],
@@ -351,8 +292,7 @@ class OODDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
                 self.__dict__.pop(name, None)
             self.__dict__.update(before)
             raise
-        for name in _SCORE_ATTRIBUTES:
-            self.__dict__.pop(name, None)
+        self.__dict__.pop("feature_statistics_", None)
         self.__dict__.update(state)
         return self
 
@@ -382,7 +322,7 @@ class OODDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         Z_fit = None
         if self.ood_score in FEATURE_SCORES:
             Z_fit = np.asarray(classifier.transform(X_fit), dtype=np.float64)
-            state.update(self._fit_features(classifier, X_fit, y_fit, Z_fit))
+            state["feature_statistics_"] = self._fit_features(classifier, X_fit, y_fit, Z_fit)
         if X_cal is None:
             scores = self._scores(state, X_fit, Z_fit)
         else:
@@ -392,81 +332,15 @@ class OODDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
 
     def _fit_features(self, classifier, X, y, Z: np.ndarray) -> dict:
         """The statistics of a feature-space score, fitted on the representations ``Z``."""
-        if Z.ndim != 2 or len(Z) == 0:
-            raise ValueError(f"transform(X) must return a 2-D array, got shape {Z.shape}.")
-        if self.ood_score == "knn":
-            k = min(int(self.n_neighbors), len(Z))
-            return {
-                "n_neighbors_": k,
-                "nearest_neighbors_": NearestNeighbors(n_neighbors=k).fit(normalize(Z)),
-            }
+        options = {"n_neighbors": self.n_neighbors, "covariance": self.covariance}
         if self.ood_score == "vim":
-            return self._fit_vim(classifier, X, Z)
-
-        labels = classifier.predict(X) if y is None else np.asarray(y)
-        classes, encoded = np.unique(labels, return_inverse=True)
-        means = np.stack([Z[encoded == c].mean(axis=0) for c in range(len(classes))])
-        covariance = _COVARIANCES[self.covariance](assume_centered=True).fit(Z - means[encoded])
-        state = {
-            "class_means_": means,
-            "covariance_": covariance,
-            "_whitening": _whitening(covariance),
-        }
-        if self.ood_score == "relative_mahalanobis":
-            background = _COVARIANCES[self.covariance]().fit(Z)
-            state["background_covariance_"] = background
-            state["_background_whitening"] = _whitening(background)
-        return state
-
-    def _fit_vim(self, classifier, X, Z: np.ndarray) -> dict:
-        head = _linear_head(classifier)
-        name = type(_final_estimator(classifier)).__name__
-        requirement = (
-            "ood_score='vim' needs a classifier whose predict_proba is the softmax of a "
-            "linear output layer applied to transform(X) (a skinfo classifier with an "
-            "nn.Linear head, e.g. SoftmaxClassifier)"
-        )
-        if head is None:
-            raise ValueError(f"{requirement}; {name} has no linear output layer.")
-        W = head.weight.detach().cpu().double().numpy()
-        b = (
-            head.bias.detach().cpu().double().numpy()
-            if head.bias is not None
-            else np.zeros(W.shape[0])
-        )
-        logits = Z @ W.T + b
-        if W.shape[1] != Z.shape[1] or not np.allclose(
-            softmax(logits, axis=1), classifier.predict_proba(X), rtol=1e-3, atol=1e-4
-        ):
-            raise ValueError(
-                f"{requirement}; the softmax of {name}'s output layer on transform(X) is not "
-                "its predict_proba."
-            )
-        n_features = Z.shape[1]
-        dim = _vim_dim(n_features) if self.vim_dim is None else int(self.vim_dim)
-        if dim >= n_features:
-            raise ValueError(
-                f"vim_dim={dim} must be smaller than the width of the representation "
-                f"({n_features})."
-            )
-        origin = -np.linalg.pinv(W) @ b
-        covariance = EmpiricalCovariance(assume_centered=True).fit(Z - origin).covariance_
-        eigenvalues, eigenvectors = eigh(covariance)
-        null_space = eigenvectors[:, np.argsort(eigenvalues)[::-1][dim:]]
-        residual = np.linalg.norm((Z - origin) @ null_space, axis=1).mean()
-        if not residual > 0:
-            raise ValueError(
-                f"The training representations lie in ViM's principal subspace "
-                f"(vim_dim={dim}): no residual to match; use a smaller vim_dim."
-            )
-        return {
-            "head_weight_": W,
-            "head_bias_": b,
-            "vim_origin_": origin,
-            "vim_null_space_": null_space,
-            "vim_alpha_": float(logits.max(axis=1).mean() / residual),
-            "vim_dim_": dim,
-        }
+            module = getattr(getattr(_final_estimator(classifier), "net_", None), "module_", None)
+            name = type(_final_estimator(classifier)).__name__
+            head = vim_head(module, Z, classifier.predict_proba(X), name)
+            options.update(head=head, principal_dim=self.vim_dim)
+        elif self.ood_score != "knn":
+            options["labels"] = classifier.predict(X) if y is None else np.asarray(y)
+        return fit_feature_statistics(self.ood_score, Z, **options)
 
     def _check_X(self, X, *, reset: bool) -> None:
         """sklearn's checks of X's shape and features (``n_features_in_``, feature names).
@@ -474,7 +348,15 @@ class OODDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         The validated copy is discarded: the classifier gets ``X`` as given
         (a DataFrame keeps its column names) and checks its values itself.
         """
-        validate_data(self, X, reset=reset, accept_sparse=True, dtype=None, ensure_all_finite=False)
+        validate_data(
+            self,
+            X,
+            reset=reset,
+            accept_sparse=True,
+            dtype=None,
+            ensure_all_finite=False,
+            allow_nd=True,
+        )
 
     # --------------------------------------------------------------- scores
     def _scores(self, state: dict, X, Z: np.ndarray | None = None) -> np.ndarray:
@@ -490,29 +372,8 @@ class OODDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         else:
             if Z is None:
                 Z = np.asarray(classifier.transform(X), dtype=np.float64)
-            scores = self._feature_scores(state, kind, Z)
+            scores = feature_scores(kind, state["feature_statistics_"], Z)
         return np.asarray(scores, dtype=np.float64).reshape(-1)
-
-    @staticmethod
-    def _feature_scores(state: dict, kind: str, Z: np.ndarray) -> np.ndarray:
-        if kind == "knn":
-            distances, _ = state["nearest_neighbors_"].kneighbors(
-                normalize(Z), n_neighbors=state["n_neighbors_"]
-            )
-            return -distances[:, -1]
-        if kind == "vim":
-            shifted = Z - state["vim_origin_"]
-            virtual = np.linalg.norm(shifted @ state["vim_null_space_"], axis=1)
-            logits = Z @ state["head_weight_"].T + state["head_bias_"]
-            return logsumexp(logits, axis=1) - state["vim_alpha_"] * virtual
-        W = state["_whitening"]
-        class_distances = cdist(Z @ W, state["class_means_"] @ W, "sqeuclidean")
-        scores = -class_distances.min(axis=1)
-        if kind == "relative_mahalanobis":
-            W0 = state["_background_whitening"]
-            location = state["background_covariance_"].location_
-            scores += np.square((Z - location) @ W0).sum(axis=1)
-        return scores
 
     def score_samples(self, X) -> np.ndarray:
         """Normality score per row (higher = more in-distribution); ``ood_score`` chooses it.

@@ -27,8 +27,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.base import clone
+from sklearn.decomposition import PCA
 from sklearn.metrics import auc, roc_curve
-from sklearn.utils import check_array
+from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from . import metrics
@@ -58,6 +59,13 @@ def _axes(ax):
     if ax is None:
         _, ax = _pyplot().subplots()
     return ax
+
+
+def _unit_square_diagonal(ax, label: str, linestyle: str) -> None:
+    """The gray diagonal y = x, with both axes limited to [0, 1]."""
+    ax.plot([0.0, 1.0], [0.0, 1.0], linestyle=linestyle, color="gray", label=label)
+    ax.set_xlim(0.0, 1.0)
+    ax.set_ylim(0.0, 1.0)
 
 
 def reliability_diagram(
@@ -95,8 +103,6 @@ def reliability_diagram(
 
     Examples
     --------
-    >>> import matplotlib
-    >>> matplotlib.use("Agg")
     >>> from skinfo.plotting import reliability_diagram
     >>> ax = reliability_diagram([0, 1, 1, 0], [[0.8, 0.2], [0.3, 0.7], [0.6, 0.4], [0.9, 0.1]])
     >>> ax.get_xlabel()
@@ -130,9 +136,7 @@ def reliability_diagram(
         hatch="//",
         label="Gap to confidence",
     )
-    ax.plot([0.0, 1.0], [0.0, 1.0], linestyle="--", color="gray", label="Perfect calibration")
-    ax.set_xlim(0.0, 1.0)
-    ax.set_ylim(0.0, 1.0)
+    _unit_square_diagonal(ax, "Perfect calibration", "--")
     ax.set_xlabel("Confidence")
     ax.set_ylabel("Accuracy")
     ax.set_title(f"ECE = {100.0 * ece:.2f} %")
@@ -176,8 +180,6 @@ def roc_curves(
 
     Examples
     --------
-    >>> import matplotlib
-    >>> matplotlib.use("Agg")
     >>> from skinfo.plotting import roc_curves
     >>> ax = roc_curves([3.0, 2.0, 1.0], {"noise": [0.0, 1.5], "flip": [2.5, 0.5]})
     >>> [t.get_text() for t in ax.get_legend().get_texts()][:1]
@@ -190,9 +192,7 @@ def roc_curves(
         y, s = metrics._ood_targets_scores(scores_in, scores_out, balance, random_state)
         fpr, tpr, _ = roc_curve(y, s)
         ax.plot(fpr, tpr, label=f"{name} (AUROC {auc(fpr, tpr):.3f})")
-    ax.plot([0.0, 1.0], [0.0, 1.0], linestyle=":", color="gray", label="Chance")
-    ax.set_xlim(0.0, 1.0)
-    ax.set_ylim(0.0, 1.0)
+    _unit_square_diagonal(ax, "Chance", ":")
     ax.set_xlabel("False positive rate (OOD accepted)")
     ax.set_ylabel("True positive rate (in-distribution accepted)")
     ax.legend(loc="lower right", fontsize="small")
@@ -242,8 +242,6 @@ def accuracy_vs_confidence(
 
     Examples
     --------
-    >>> import matplotlib
-    >>> matplotlib.use("Agg")
     >>> from skinfo.plotting import accuracy_vs_confidence
     >>> y_prob = [[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.7, 0.3]]
     >>> ax = accuracy_vs_confidence([0, 1, 1, -1], y_prob, is_ood=[0, 0, 0, 1], label="model")
@@ -313,8 +311,6 @@ def confidence_landscape(
 
     Examples
     --------
-    >>> import matplotlib
-    >>> matplotlib.use("Agg")
     >>> from sklearn.datasets import make_blobs
     >>> from sklearn.linear_model import LogisticRegression
     >>> from skinfo.plotting import confidence_landscape
@@ -400,8 +396,6 @@ def information_plane(
 
     Examples
     --------
-    >>> import matplotlib
-    >>> matplotlib.use("Agg")
     >>> from skinfo.plotting import information_plane
     >>> history = [{"epoch": e, "rate": 1.0 / e, "distortion": 2.0 / e} for e in (1, 2, 3)]
     >>> ax = information_plane(history, x_key="rate", y_key="distortion")
@@ -479,8 +473,6 @@ def latent_space(
 
     Examples
     --------
-    >>> import matplotlib
-    >>> matplotlib.use("Agg")
     >>> from sklearn.datasets import load_iris
     >>> from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
     >>> from skinfo.plotting import latent_space
@@ -489,9 +481,6 @@ def latent_space(
     >>> ax.get_xlabel()
     'PC 1'
     """
-    from sklearn.decomposition import PCA
-    from sklearn.utils import check_random_state
-
     check_is_fitted(estimator)
     if not hasattr(estimator, "transform"):
         raise TypeError(f"{type(estimator).__name__} has no transform method.")
@@ -570,8 +559,6 @@ def confidence_landscapes(
 
     Examples
     --------
-    >>> import matplotlib
-    >>> matplotlib.use("Agg")
     >>> from sklearn.datasets import make_blobs
     >>> from sklearn.linear_model import LogisticRegression
     >>> from sklearn.neighbors import KNeighborsClassifier

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ._base import NeuralClassifier, probability_score
+from ._feature_scores import FEATURE_SCORES
 from ._params import Interval, Options
 from .nn.heads import SoftmaxNetwork
 from .objectives import SoftmaxCrossEntropy
@@ -24,7 +25,8 @@ class SoftmaxClassifier(NeuralClassifier):
 
     Parameters
     ----------
-    ood_score : {'max_proba', 'energy', 'neg_entropy'}, default='max_proba'
+    ood_score : {'max_proba', 'energy', 'neg_entropy', 'knn', 'mahalanobis', \
+'relative_mahalanobis', 'vim'}, default='max_proba'
         Normality score of :meth:`score_samples` (higher = more
         in-distribution): the maximum softmax probability (Hendrycks & Gimpel),
         the negative energy ``logsumexp_k logit_k`` (Liu et al.), or minus the
@@ -129,7 +131,7 @@ compile
 
     _constraints: dict = {
         **NeuralClassifier._constraints,
-        "ood_score": [Options(_OOD_SCORES)],
+        "ood_score": [Options((*_OOD_SCORES, *FEATURE_SCORES))],
         "label_smoothing": [Interval(Real, 0, 1, closed="left")],
     }
 

@@ -10,6 +10,7 @@ from skorch.callbacks import Callback
 from torch import nn
 
 from ._base import NeuralClassifier, probability_score
+from ._feature_scores import DISTANCE_SCORES
 from ._params import BOOLEAN, MAX_SIZE, Interval, Options
 from .nn.vib import VIBNetwork, gaussian_kl_standard
 from .objectives.vib import VIBLoss
@@ -74,7 +75,9 @@ class VIBClassifier(NeuralClassifier):
       between the VIB's marginal and the representation). ``r`` is fitted
       once after training: a mixture over the classes (weights = class
       frequencies) of diagonal Gaussians moment-matched to the class
-      aggregate posteriors ``p(z|y) = mean_{x in y} p(z|x)``. The KL to a
+      aggregate posteriors ``p(z|y) = mean_{x in y} p(z|x)``; with
+      ``sample_weight`` (times ``class_weight``) the frequencies and means
+      are weighted, so a row of weight 2 counts as two rows. The KL to a
       mixture has no closed form; the score uses the bound
       ``min_c [KL(p(z|x) || N(m_c, v_c)) - log w_c]``. Works for every
       regularizer (``p(z|x)`` has the zero-entropy-noise variance for the
@@ -102,8 +105,8 @@ class VIBClassifier(NeuralClassifier):
         Dimension K of Z.
     n_samples : int, default=12
         Monte-Carlo samples of Z at prediction.
-    ood_score : {'neg_marginal_rate', 'neg_rate', 'max_proba', 'neg_entropy'}, \
-default='neg_marginal_rate'
+    ood_score : {'neg_marginal_rate', 'neg_rate', 'max_proba', 'neg_entropy', 'knn', \
+'mahalanobis', 'relative_mahalanobis'}, default='neg_marginal_rate'
         :meth:`score_samples` score (see above).
         ``'neg_rate'`` needs ``regularizer='kl'``.
     track_information : bool, default=True
@@ -220,7 +223,7 @@ compile
         "regularizer": [Options(_REGULARIZERS)],
         "latent_dim": [Interval(Integral, 1, MAX_SIZE)],
         "n_samples": [Interval(Integral, 1, MAX_SIZE)],
-        "ood_score": [Options(_OOD_SCORES)],
+        "ood_score": [Options((*_OOD_SCORES, *DISTANCE_SCORES))],
         "track_information": [BOOLEAN],
     }
 
@@ -251,25 +254,27 @@ compile
     def _extra_callbacks(self) -> list:
         return [("information_plane", InformationPlane())] if self.track_information else []
 
-    def _after_fit(self, X, y) -> None:
-        # Moment-matched mixture of the class aggregate posteriors p(z|y) = mean_{x in y} p(z|x):
-        # mean_c = E[mu(x) | y=c], var_c = Var[mu(x) | y=c] + E[sigma(x)^2 | y=c] (total variance).
+    def _after_fit(self, X, y, sample_weight=None) -> None:
+        # Moment-matched mixture of the class aggregate posteriors p(z|y) = mean_{x in y} p(z|x),
+        # means over the rows weighted by sample_weight (a row of weight 2 counts as two rows):
+        # mean_c = E_w[mu(x) | y=c], var_c = Var_w[mu(x) | y=c] + E_w[sigma(x)^2 | y=c].
         stats = self._infer(X, lambda m, x: torch.cat(m.distribution(x), dim=-1))
         mu, var_x = stats[:, : self.latent_dim], stats[:, self.latent_dim :] ** 2
         n_classes = len(self.classes_)
-        counts = np.bincount(y, minlength=n_classes).astype(np.float64)[:, None]
-        absent = counts[:, 0] == 0  # only in a partial_fit batch: N(0, I), a tiny weight
-        counts[absent] = 0.5
+        w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, np.float64)
+        counts = np.bincount(y, weights=w, minlength=n_classes)[:, None]
+        absent = counts[:, 0] <= 0  # partial_fit batch or zero weights: N(0, I), tiny weight
+        counts[absent] = 0.5 * w[w > 0].min()
 
         def class_mean(values: np.ndarray) -> np.ndarray:
             sums = np.zeros((n_classes, values.shape[1]))
-            np.add.at(sums, y, values)
+            np.add.at(sums, y, w[:, None] * values)
             return sums / counts
 
         mean, noise_var = class_mean(mu), class_mean(var_x)
         var = np.maximum(class_mean(mu**2 + var_x) - mean**2, noise_var)  # max: float safety
         mean[absent], var[absent] = 0.0, 1.0
-        log_weight = np.log(counts[:, 0] / len(y))
+        log_weight = np.log(counts[:, 0] / w.sum())
         self.net_.module_.set_marginal(*map(torch.from_numpy, (mean, var, log_weight)))
 
     def rate(self, X) -> np.ndarray:
@@ -299,7 +304,8 @@ compile
         ``r(z) = sum_c w_c N(z; m_c, diag v_c)`` is fitted after training to
         the encodings of the training data: ``w_c`` the class frequencies,
         ``m_c`` and ``v_c`` the mean and variance of the aggregate posterior
-        ``p(z|y=c) = mean_{x in c} p(z|x)``. The bound is
+        ``p(z|y=c) = mean_{x in c} p(z|x)`` (frequencies and means weighted by
+        the training ``sample_weight`` when one was given). The bound is
         ``min_c [KL(p(z|x) || N(m_c, v_c)) - log w_c]``. Minus this is the
         default OOD score ``'neg_marginal_rate'``; every regularizer has it.
 

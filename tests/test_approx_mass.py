@@ -14,7 +14,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import skinfo
-from skinfo.approx_mass import ApproxMassFlowDetector, ApproxMassMonitor
+from skinfo.approx_mass import ApproxMassFlowDetector, ApproxMassMonitor, _weighted_quantile
 from skinfo.nn.realnvp import FlowTrainingModule, RealNVP, approximate_mass
 from skinfo.objectives.approx_mass import ApproxMassLoss
 
@@ -253,7 +253,9 @@ def test_contamination_flags_ten_percent_of_digits():
 
 def test_image_flow_estimator_digits(tmp_path):
     X = load_digits().data[:300] / 16
-    det = ApproxMassFlowDetector(input_shape=(1, 8, 8), n_scales=2, **FAST_IMAGE).fit(X)
+    det = ApproxMassFlowDetector(
+        architecture="multiscale", input_shape=(1, 8, 8), n_scales=2, **FAST_IMAGE
+    ).fit(X)
     flow = det.net_.module_.flow
     assert flow.input_shape == (1, 8, 8)
     names = {type(m).__name__ for m in flow.modules()}
@@ -266,6 +268,80 @@ def test_image_flow_estimator_digits(tmp_path):
     det.save(tmp_path / "det.skinfo")  # the safe format rebuilds the flow from the parameters
     np.testing.assert_array_equal(skinfo.load(tmp_path / "det.skinfo").score_samples(X), scores)
     assert det.sample(3, random_state=0).shape == (3, 64)
+
+
+def _layer_names(det):
+    return {type(m).__name__ for m in det.net_.module_.flow.modules()}
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32), (28, 28)], ids=str)
+def test_images_get_the_dense_flow_by_default(shape):
+    X = np.random.RandomState(0).uniform(size=(40, *shape)).astype(np.float32)
+    det = ApproxMassFlowDetector(random_state=0, device="cpu").fit(X)
+    assert det.max_epochs == "auto" and det.n_iter_ == 25  # the image budget
+    n_features = int(np.prod(shape))
+    assert det.n_features_in_ == n_features
+    assert det.net_.module_.flow.input_shape == (n_features,)
+    assert "CheckerboardCoupling" not in _layer_names(det)
+    assert det.score_samples(X).shape == (40,)
+    with pytest.raises(ValueError, match="shape"):
+        det.score_samples(X.reshape(40, -1))  # fitted on images
+
+
+def test_flat_rows_train_fifty_epochs_by_default():
+    X = np.random.RandomState(0).normal(size=(40, 2))
+    det = ApproxMassFlowDetector(hidden_width=4, random_state=0, device="cpu").fit(X)
+    assert det.n_iter_ == 50
+    assert ApproxMassFlowDetector(**{**FAST, "max_epochs": 3}).fit(X).n_iter_ == 3
+
+
+def test_multiscale_flow_from_image_shaped_X():
+    X = load_digits().data[:100].reshape(-1, 1, 8, 8) / 16
+    det = ApproxMassFlowDetector(architecture="multiscale", **FAST_IMAGE).fit(X)
+    assert det.net_.module_.flow.input_shape == (1, 8, 8)
+    assert "CheckerboardCoupling" in _layer_names(det)
+    flat = ApproxMassFlowDetector(architecture="multiscale", input_shape=(1, 8, 8), **FAST_IMAGE)
+    flat.fit(X.reshape(100, 64))  # the same flow from rows and input_shape
+    np.testing.assert_allclose(flat.score_samples(X.reshape(100, 64)), det.score_samples(X))
+
+
+def test_weighted_quantile_is_the_quantile_of_repeated_values():
+    rng = np.random.RandomState(0)
+    for n in (1, 2, 7, 50):
+        values, weights = rng.normal(size=n), rng.randint(0, 4, size=n).astype(float)
+        weights[0] = 1.0  # not all zero
+        for q in (0.0, 0.05, 0.1, 0.37, 0.5, 1.0):
+            expected = np.quantile(np.repeat(values, weights.astype(int)), q)
+            assert _weighted_quantile(values, q, weights) == pytest.approx(expected, abs=1e-12)
+    values = rng.normal(size=30)
+    assert _weighted_quantile(values, 0.05, None) == np.quantile(values, 0.05)
+    assert _weighted_quantile(values, 0.05, np.ones(30)) == pytest.approx(
+        np.quantile(values, 0.05), abs=1e-12
+    )
+
+
+def test_offset_weighted_equals_repeated_rows_and_ignores_zero_weights():
+    rng = np.random.RandomState(3)
+    X = rng.normal(size=(120, 3))
+    weights = rng.randint(1, 4, size=120).astype(float)
+    # one full batch, no dequantization noise: the weighted loss is the repeated rows' loss
+    params = {**FAST, "batch_size": 1000, "noise": 0.0, "contamination": 0.1}
+    weighted = ApproxMassFlowDetector(**params).fit(X, sample_weight=weights)
+    repeated = ApproxMassFlowDetector(**params).fit(np.repeat(X, weights.astype(int), axis=0))
+    scores = weighted.score_samples(X)
+    np.testing.assert_allclose(scores, repeated.score_samples(X), rtol=1e-4, atol=1e-5)
+    assert weighted.offset_ == pytest.approx(repeated.offset_, rel=1e-4, abs=1e-5)
+    expected = np.quantile(np.repeat(scores, weights.astype(int)), 0.1)
+    assert weighted.offset_ == pytest.approx(expected, abs=1e-12)
+    assert weighted.offset_ != pytest.approx(np.quantile(scores, 0.1), abs=1e-6)
+    # a row of weight 0, far out, moves neither the flow nor the offset
+    X_far = np.r_[X, np.full((10, 3), 8.0)]
+    ones = np.r_[np.ones(120), np.zeros(10)]
+    with_far = ApproxMassFlowDetector(**params).fit(X_far, sample_weight=ones)
+    without = ApproxMassFlowDetector(**params).fit(X)
+    assert with_far.offset_ == pytest.approx(without.offset_, rel=1e-4, abs=1e-5)
+    unweighted = np.quantile(with_far.score_samples(X_far), 0.1)
+    assert unweighted < with_far.offset_ - 1e-3  # the far rows would have pulled it down
 
 
 @pytest.mark.parametrize(
@@ -283,7 +359,10 @@ def test_image_flow_estimator_digits(tmp_path):
         {"clamp": 0.0},
         {"input_shape": (2, 2, 2, 1)},
         {"input_shape": (1, 4, 2)},  # 8 values, X has 16 features
-        {"input_shape": (1, 4, 4), "n_scales": 3},  # last scale would be 1x1
+        {"input_shape": (1, 4, 4), "n_scales": 3, "architecture": "multiscale"},  # 1x1 last
+        {"architecture": "conv"},
+        {"max_epochs": "max"},
+        {"architecture": "multiscale"},  # flat rows: no image shape
     ],
 )
 def test_bad_params(params):

@@ -1,19 +1,14 @@
 """Fast checks of the alpha / noise sweep of the approximate-mass benchmark."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from benchmarks.approx_mass import alpha_noise_grid, grid_to_markdown
 from skinfo import ApproxMassFlowDetector
 from skinfo.datasets import load_digits_held_out, load_digits_split, make_digits_ood
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ is not installed
-from benchmarks.approx_mass import alpha_noise_grid, grid_to_markdown  # noqa: E402
 
 
 def _direct_mean_auroc(alpha, noise, epochs, seed):

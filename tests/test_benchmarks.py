@@ -11,26 +11,25 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from benchmarks import quality, quality_images
+from skinfo import metrics
 from skinfo.datasets import CORRUPTION_KINDS, OOD_KINDS
 
 
-def test_ood_metrics_use_balance_and_match_sklearn(monkeypatch):
-    calls = []
-    for name in ("ood_auroc", "ood_aupr_in", "ood_aupr_out", "tnr_at_tpr"):
-        original = getattr(quality.M, name)
-
-        def spy(*args, _orig=original, _name=name, **kwargs):
-            calls.append((_name, kwargs.get("balance")))
-            return _orig(*args, **kwargs)
-
-        monkeypatch.setattr(quality.M, name, spy)
+def test_ood_metrics_are_balanced_and_match_sklearn():
     rng = np.random.RandomState(0)
-    s_in, s_out = rng.normal(1, 1, 100), rng.normal(0, 1, 100)
+    s_in, s_out = rng.normal(1, 1, 300), rng.normal(0, 1, 60)
     m = quality.ood_metrics(s_in, s_out, seed=0)
-    assert sorted(c[0] for c in calls) == ["ood_aupr_in", "ood_aupr_out", "ood_auroc", "tnr_at_tpr"]
-    assert all(balance is True for _, balance in calls)
+    balanced = dict(balance=True, random_state=0)
+    assert m == {
+        "auroc": metrics.ood_auroc(s_in, s_out, **balanced),
+        "aupr_in": metrics.ood_aupr_in(s_in, s_out, **balanced),
+        "aupr_out": metrics.ood_aupr_out(s_in, s_out, **balanced),
+        "tnr@95": metrics.tnr_at_tpr(s_in, s_out, 0.95, **balanced),
+    }
+    assert m["aupr_in"] != metrics.ood_aupr_in(s_in, s_out)  # not the imbalanced number
     # equal counts: balancing keeps everything, so AUROC equals sklearn's
-    expected = roc_auc_score(np.r_[np.ones(100), np.zeros(100)], np.r_[s_in, s_out])
+    m = quality.ood_metrics(s_in[:60], s_out, seed=0)
+    expected = roc_auc_score(np.r_[np.ones(60), np.zeros(60)], np.r_[s_in[:60], s_out])
     assert m["auroc"] == pytest.approx(expected)
     assert all(0.0 <= v <= 1.0 for v in m.values())
 

@@ -2,14 +2,17 @@
 
 import pickle
 import shutil
+import warnings
 
 import numpy as np
 import pytest
+import torch
 from estimator_zoo import fast_classifiers
 from sklearn.base import clone
 from sklearn.datasets import make_blobs
 
-from skinfo import MASSClassifier, SoftmaxClassifier, _net
+from skinfo import MASSClassifier, SoftmaxClassifier
+from skinfo.objectives import SoftmaxCrossEntropy
 
 FAST = dict(hidden_layer_sizes=(16,), max_epochs=3, lr=1e-2, device="cpu", random_state=0)
 
@@ -47,7 +50,7 @@ def test_compile_must_be_a_bool(blobs):
 def test_training_batches_go_through_the_compiled_objective(blobs, monkeypatch):
     X, y = blobs
     spy = _SpyCompile()
-    monkeypatch.setattr(_net.torch, "compile", spy)
+    monkeypatch.setattr(torch, "compile", spy)
     est = MASSClassifier(
         compile=True, validation_fraction=0.2, latent_dim=2, n_components=2, batch_size=32, **FAST
     ).fit(X, y)
@@ -59,14 +62,15 @@ def test_training_batches_go_through_the_compiled_objective(blobs, monkeypatch):
         np.testing.assert_allclose(est.history_[:, name], eager.history_[:, name], rtol=1e-6)
     # the compiled callable is not pickled and is rebuilt when training goes on
     restored = pickle.loads(pickle.dumps(est))
-    assert "_compiled_objective" not in restored.net_.__dict__
     np.testing.assert_array_equal(restored.predict_proba(X), est.predict_proba(X))
+    restored.partial_fit(X, y)
+    assert spy.compiled == 2 and spy.calls == 3 * 4 + 4
 
 
 def test_compiler_failure_falls_back_to_eager_training(blobs, monkeypatch):
     X, y = blobs
     spy = _SpyCompile(fail=True)
-    monkeypatch.setattr(_net.torch, "compile", spy)
+    monkeypatch.setattr(torch, "compile", spy)
     with pytest.warns(RuntimeWarning, match="objective failed .RuntimeError: no C.. compiler."):
         est = SoftmaxClassifier(compile=True, **FAST).fit(X, y)
     assert spy.calls == 1  # one failed attempt, then eager for the rest of the fit
@@ -77,15 +81,14 @@ def test_compiler_failure_falls_back_to_eager_training(blobs, monkeypatch):
 
 def test_an_error_of_the_objective_itself_is_not_hidden(blobs, monkeypatch):
     X, y = blobs
-    monkeypatch.setattr(_net.torch, "compile", _SpyCompile(fail=True))
+    monkeypatch.setattr(torch, "compile", _SpyCompile(fail=True))
 
     def broken(self, *args, **kwargs):
         raise ValueError("broken objective")
 
-    est = SoftmaxClassifier(compile=True, **FAST)
-    monkeypatch.setattr(type(est._build_criterion(X, y)), "forward", broken)
+    monkeypatch.setattr(SoftmaxCrossEntropy, "forward", broken)
     with pytest.raises(ValueError, match="broken objective"):
-        est.fit(X, y)
+        SoftmaxClassifier(compile=True, **FAST).fit(X, y)
 
 
 needs_compiler = pytest.mark.skipif(
@@ -104,8 +107,10 @@ def test_every_estimator_trains_the_same_with_torch_compile(est, blobs):
     """The real compiler: the same losses as eager training, to float32 rounding."""
     X, y = blobs
     eager = clone(est).fit(X, y)
-    compiled = clone(est).set_params(compile=True).fit(X, y)
-    assert "_compiled_objective" in compiled.net_.__dict__  # it did not fall back
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # a fallback to eager training warns
+        compiled = clone(est).set_params(compile=True).fit(X, y)
+    assert compiled.net_.compile_objective
     np.testing.assert_allclose(
         compiled.history_[:, "train_loss"], eager.history_[:, "train_loss"], rtol=1e-4, atol=1e-5
     )
@@ -161,4 +166,4 @@ def test_changing_configurations_in_one_process_keep_compiling(recwarn):
         ).fit(X.astype(np.float32), y)
         fell_back = [str(w.message) for w in recwarn if issubclass(w.category, RuntimeWarning)]
         assert not fell_back, (centers, width, fell_back)
-        assert est.net_.compile_objective and "_compiled_objective" in est.net_.__dict__
+        assert est.net_.compile_objective

@@ -18,9 +18,9 @@ from skorch.callbacks import Callback
 
 import skinfo
 from skinfo import IBINNClassifier
-from skinfo.ibinn import HEAD_LR_FACTOR
+from skinfo.ibinn import HEAD_LR_FACTOR, IMAGE_BETA
 from skinfo.nn.flow_blocks import CouplingBlock, Flow
-from skinfo.nn.inn import IBINNNetwork, conv_inn, dense_inn
+from skinfo.nn.inn import SOFT_PERMUTATION_MAX, IBINNNetwork, conv_inn, dense_inn
 from skinfo.nn.latent_gmm import LatentGMM
 from skinfo.objectives.ibinn import IBINNLoss
 
@@ -345,8 +345,8 @@ def test_means_learning_rate_is_head_lr(fitted):
     means = fitted.net_.module_.gmm.means
     lrs = {id(p): g["lr"] for g in groups for p in g["params"]}
     assert fitted.head_lr is None
-    assert lrs[id(means)] == pytest.approx(HEAD_LR_FACTOR * fitted.lr)
-    assert min(lrs.values()) == pytest.approx(fitted.lr)
+    assert lrs[id(means)] == pytest.approx(HEAD_LR_FACTOR * 1e-2)
+    assert min(lrs.values()) == pytest.approx(1e-2)
     X, y = make_blobs(n_samples=60, centers=3, n_features=4, random_state=0)
     refit = IBINNClassifier(n_blocks=1, hidden_layer_sizes=(8,), head_lr=0.5, max_epochs=1).fit(
         X, y
@@ -482,6 +482,7 @@ def test_paper_preset_estimator_on_rgb_images():
     X[y == 1, :64] *= 0.5  # class 1: darker red channel
     clf = IBINNClassifier(
         input_shape=(3, 8, 8),
+        inn_architecture="paper",
         conv_width=4,
         hidden_layer_sizes=(8,),
         max_epochs=1,
@@ -494,6 +495,71 @@ def test_paper_preset_estimator_on_rgb_images():
     z = torch.from_numpy(clf.transform(X[:5]).astype(np.float32))
     back = clf.net_.module_.flow.inverse(z).detach().numpy()
     np.testing.assert_allclose(back, X[:5], atol=1e-4)
+
+
+def _rates(clf):
+    groups = clf.net_.optimizer_.param_groups
+    means = clf.net_.module_.gmm.means
+    lrs = {id(p): g["lr"] for g in groups for p in g["params"]}
+    return min(lrs.values()), lrs[id(means)]
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 28, 28), (1, 32, 32), (3, 32, 32)])
+@pytest.mark.parametrize("image_shaped_X", [True, False])
+def test_image_input_gets_the_image_defaults(shape, image_shaped_X):
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 1, (16, *shape)).astype(np.float32)
+    y = np.repeat([0, 1], 8)
+    if image_shaped_X:
+        clf = IBINNClassifier(max_epochs=1, random_state=0).fit(X, y)
+    else:
+        clf = IBINNClassifier(input_shape=shape, max_epochs=1, random_state=0)
+        clf.fit(X.reshape(16, -1), y)
+        X = X.reshape(16, -1)
+    assert clf.lr == "auto" and clf.beta == "auto"
+    assert _rates(clf) == pytest.approx((1e-3, HEAD_LR_FACTOR * 1e-3))
+    assert clf.net_.criterion_.beta == IMAGE_BETA
+    # 'auto' architecture: 'small' (down, 4, down, 4) and the two dense blocks
+    blocks = list(clf.net_.module_.flow.inn)
+    assert sum(isinstance(b, CouplingBlock) for b in blocks) == 4 + 4 + 2
+    assert blocks[-1].w_perm.shape[0] == int(np.prod(shape))
+    proba = clf.predict_proba(X)
+    assert proba.shape == (16, 2) and np.allclose(proba.sum(1), 1)
+
+
+def test_flat_rows_keep_the_flat_defaults(digits):
+    X, y = digits
+    clf = IBINNClassifier(n_blocks=1, hidden_layer_sizes=(8,), max_epochs=1).fit(X[:100], y[:100])
+    assert _rates(clf) == pytest.approx((1e-2, HEAD_LR_FACTOR * 1e-2))
+    assert clf.net_.criterion_.beta == 1.0
+    explicit = IBINNClassifier(input_shape=(1, 8, 8), lr=3e-3, beta=2.0, max_epochs=1)
+    explicit.fit(X[:100], y[:100])
+    assert _rates(explicit) == pytest.approx((3e-3, HEAD_LR_FACTOR * 3e-3))
+    assert explicit.net_.criterion_.beta == 2.0
+
+
+def test_wide_blocks_get_a_seeded_rotation():
+    # above SOFT_PERMUTATION_MAX channels the rotation comes from a QR decomposition
+    d = SOFT_PERMUTATION_MAX + 8
+    torch.manual_seed(3)
+    flow = dense_inn(d, 1, (4,))
+    w = flow.inn[0].w_perm.double()
+    np.testing.assert_allclose((w @ w.T).numpy(), np.eye(d), atol=1e-6)
+    assert float(torch.linalg.det(w)) == pytest.approx(1.0, abs=1e-4)
+    assert not np.allclose(np.abs(w.numpy()).max(1), 1)  # not a hard permutation
+    torch.manual_seed(3)
+    assert torch.equal(dense_inn(d, 1, (4,)).inn[0].w_perm, flow.inn[0].w_perm)
+    x = torch.randn(3, d)
+    z, log_det = flow(x)
+    np.testing.assert_allclose(flow.inverse(z).detach().numpy(), x.numpy(), atol=1e-4)
+
+
+def test_max_proba_score_is_the_top_probability(fitted, digits):
+    X, _ = digits
+    clf = pickle.loads(pickle.dumps(fitted)).set_params(ood_score="max_proba")
+    np.testing.assert_allclose(
+        clf.score_samples(X[:20]), clf.predict_proba(X[:20]).max(1), rtol=1e-5
+    )
 
 
 def test_class_nll_loss_option_trains_a_weaker_generative_classifier(digits):

@@ -246,7 +246,9 @@ def test_fit_predict_and_history(digits):
 
 def test_predictions_follow_bayes_rule_and_ood_scores(digits):
     X, y = digits
-    clf = MASSClassifier(max_epochs=3, random_state=0, hidden_layer_sizes=(32,)).fit(X, y)
+    # predict_proba is Bayes' rule on the trained head; the scores use the same q here
+    params = dict(max_epochs=3, random_state=0, hidden_layer_sizes=(32,), refit_head=False)
+    clf = MASSClassifier(**params).fit(X, y)
     log_cond = clf.log_class_density(X[:20])
     log_joint = log_cond + np.log(clf.class_prior_)
     np.testing.assert_allclose(
@@ -380,7 +382,7 @@ def test_score_samples_is_max_class_log_density_of_the_representation(digits):
     X, y = digits
     clf = MASSClassifier(**{**FAST, "max_epochs": 2}, latent_dim=3, n_components=2)
     clf.fit(X[:300], y[:300])
-    head = clf.net_.module_.head
+    head = clf.net_.module_.density_head  # the refitted q
     log_cond = _scipy_log_class_conditional(head, clf.transform(X[:25]))
     np.testing.assert_allclose(clf.score_samples(X[:25]), log_cond.max(1), rtol=1e-4, atol=1e-4)
     log_marg = logsumexp(log_cond + np.log(clf.class_prior_), axis=1)
@@ -444,3 +446,103 @@ def test_density_scores_rank_ood_inputs_below_the_training_distribution(digits_0
     s_in = clf.score_samples(X_in)
     assert ood_auroc(s_in, clf.score_samples(X_out)) > 0.65
     assert ood_auroc(s_in, clf.score_samples(noise)) > 0.7
+
+
+def _random_head(d, k, m, seed=0):
+    torch.manual_seed(seed)
+    head = ClassConditionalGMM(d, k, m).double()
+    with torch.no_grad():
+        head.lower.normal_(0, 0.3)
+        head.raw_diag.normal_(0, 0.5)
+        head.weight_logits.normal_(0, 0.5)
+    return head
+
+
+def _clustered(n_per, centers, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.concatenate([rng.normal(size=(n_per, centers.shape[1])) + c for c in centers])
+
+
+def test_refit_is_scikit_learn_em_from_the_current_mixture():
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.mixture import GaussianMixture
+
+    d, k, m, steps, reg = 3, 2, 3, 7, 1e-4
+    z = _clustered(20, np.random.default_rng(1).normal(size=(6, d)) * 3)
+    y = np.repeat([0, 1], 60)
+    head = _random_head(d, k, m)
+    weights = torch.softmax(head.weight_logits, -1).detach().numpy()
+    means = head.means.detach().numpy().copy()
+    precisions = torch.linalg.inv(head.covariances()).detach().numpy()
+    head.refit(torch.from_numpy(z), torch.from_numpy(y), n_iter=steps, reg_covar=reg)
+    for c in range(k):
+        gm = GaussianMixture(
+            m, max_iter=steps, tol=0, reg_covar=reg, weights_init=weights[c],
+            means_init=means[c], precisions_init=precisions[c],
+        )  # fmt: skip
+        with pytest.warns(ConvergenceWarning):
+            gm.fit(z[y == c])
+        np.testing.assert_allclose(head.means[c].detach().numpy(), gm.means_, atol=1e-10)
+        np.testing.assert_allclose(
+            head.covariances()[c].detach().numpy(), gm.covariances_, atol=1e-10
+        )
+        np.testing.assert_allclose(
+            torch.softmax(head.weight_logits[c], -1).detach().numpy(), gm.weights_, atol=1e-10
+        )
+
+
+def test_weighted_refit_equals_refit_on_repeated_rows():
+    z = _clustered(15, np.array([[0.0, 0.0], [4.0, 1.0], [-3.0, 5.0]]))
+    y = np.repeat([0, 1, 2], 15)
+    counts = np.random.default_rng(0).integers(0, 4, size=len(z))
+    weighted = _random_head(2, 3, 2).refit(
+        torch.from_numpy(z), torch.from_numpy(y), torch.from_numpy(counts.astype(float))
+    )
+    repeated = _random_head(2, 3, 2).refit(
+        torch.from_numpy(np.repeat(z, counts, 0)), torch.from_numpy(np.repeat(y, counts))
+    )
+    for a, b in zip(weighted.parameters(), repeated.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+def test_fit_refits_the_head_to_the_training_representation(digits, tmp_path):
+    """One component per class: the head is each class's (weighted) mean and covariance."""
+    import skinfo
+
+    X, y = digits[0][:600], digits[1][:600]
+    weight = np.random.default_rng(0).integers(1, 4, size=len(X)).astype(float)
+    params = dict(FAST, n_components=1, max_epochs=3)
+    clf = MASSClassifier(**params).fit(X, y, sample_weight=weight)
+    z = clf.transform(X).astype(np.float64)
+    head = clf.net_.module_.density_head
+    for k in range(10):
+        rows = y == k
+        mean = np.average(z[rows], axis=0, weights=weight[rows])
+        cov = np.cov(z[rows], rowvar=False, aweights=weight[rows], bias=True)
+        cov += (2 * head.min_scale) ** 2 * np.eye(z.shape[1])
+        np.testing.assert_allclose(head.means[k, 0].detach().numpy(), mean, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(
+            head.covariances()[k, 0].detach().numpy(), cov, rtol=1e-3, atol=1e-4
+        )
+    path = tmp_path / "mass.skinfo"
+    clf.save(path)
+    np.testing.assert_array_equal(skinfo.load(path).score_samples(X), clf.score_samples(X))
+    # the same training without the refit: same representation and predict_proba (the
+    # trained head), scores from the trained head
+    trained = MASSClassifier(**params, refit_head=False).fit(X, y, sample_weight=weight)
+    np.testing.assert_array_equal(trained.transform(X), clf.transform(X))
+    np.testing.assert_array_equal(trained.predict_proba(X), clf.predict_proba(X))
+    assert not hasattr(trained.net_.module_, "density_head")
+    assert not np.allclose(trained.net_.module_.head.means.detach().numpy(), head.means.detach())
+
+
+def test_refit_raises_the_training_likelihood(digits):
+    """EM from the trained head cannot lower the mean log q(f(x) | y) of the training rows."""
+    X, y = digits
+    params = dict(FAST, max_epochs=5)
+    refit = MASSClassifier(**params).fit(X, y)
+    trained = MASSClassifier(**params, refit_head=False).fit(X, y)
+    rows = np.arange(len(y))
+    before = trained.log_class_density(X)[rows, y].mean()
+    after = refit.log_class_density(X)[rows, y].mean()
+    assert after > before + 0.5

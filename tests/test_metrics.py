@@ -459,10 +459,11 @@ def test_tnr_matches_percentile_rule():
 def test_balance_subsamples_reproducibly():
     rng = np.random.default_rng(12)
     s_in, s_out = rng.normal(1.0, size=500), rng.normal(size=60)
-    y, _ = metrics._ood_targets_scores(s_in, s_out, True, 0)
-    assert y.sum() == 60 and (1 - y).sum() == 60
-    y, _ = metrics._ood_targets_scores(s_out, s_in, True, 0)
-    assert y.sum() == 60 and (1 - y).sum() == 60
+    # all scores tied: AUPR-in is the fraction of ID samples, 1/2 once balanced
+    ties_in, ties_out = np.zeros(500), np.zeros(60)
+    assert ood_aupr_in(ties_in, ties_out) == pytest.approx(500 / 560)
+    assert ood_aupr_in(ties_in, ties_out, balance=True, random_state=0) == 0.5
+    assert ood_aupr_in(ties_out, ties_in, balance=True, random_state=0) == 0.5
     for f in (ood_auroc, ood_aupr_in, ood_aupr_out, tnr_at_tpr, fpr_at_tpr):
         a = f(s_in, s_out, balance=True, random_state=3)
         assert a == f(s_in, s_out, balance=True, random_state=3)

@@ -131,14 +131,14 @@ def test_knn_score_matches_brute_force(digits, fitted, k):
     distances = np.sqrt(((z[:, None, :] - bank[None, :, :]) ** 2).sum(-1))
     expected = -np.sort(distances, axis=1)[:, k - 1]
     np.testing.assert_allclose(det.score_samples(X), expected, rtol=1e-6, atol=1e-7)
-    assert det.n_neighbors_ == k
+    assert det.feature_statistics_["n_neighbors"] == k
 
 
 def test_knn_neighbors_capped_at_the_number_of_training_rows(digits, fitted):
     X_train, y_train, X_test, _ = digits
     det = _prefit(fitted, X_train[:30], y_train[:30], ood_score="knn", n_neighbors=50)
-    assert det.n_neighbors_ == 30
-    assert det.nearest_neighbors_.n_samples_fit_ == 30
+    assert det.feature_statistics_["n_neighbors"] == 30
+    assert len(det.feature_statistics_["bank"]) == 30
     assert np.isfinite(det.score_samples(X_test)).all()
 
 
@@ -158,7 +158,9 @@ def test_mahalanobis_matches_closed_form(digits, fitted):
     X = np.vstack([X_test, X_ood])
     Z_train = fitted.transform(X_train).astype(np.float64)
     d2, means = _mahalanobis_closed_form(Z_train, y_train, fitted.transform(X).astype(np.float64))
-    np.testing.assert_allclose(det.class_means_, means, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(
+        det.feature_statistics_["class_means"], means, rtol=1e-10, atol=1e-10
+    )
     np.testing.assert_allclose(det.score_samples(X), -d2.min(1), rtol=1e-6)
 
 
@@ -181,11 +183,11 @@ def test_ledoit_wolf_covariance_is_the_shrunk_estimate(digits, fitted):
     X_train, y_train, X_test, _ = digits
     det = _prefit(fitted, X_train, y_train, ood_score="mahalanobis", covariance="ledoit_wolf")
     Z_train = fitted.transform(X_train).astype(np.float64)
-    centered = Z_train - det.class_means_[y_train]
+    centered = Z_train - det.feature_statistics_["class_means"][y_train]
     shrunk, _ = ledoit_wolf(centered, assume_centered=True)
-    np.testing.assert_allclose(det.covariance_.covariance_, shrunk, rtol=1e-10)
+    np.testing.assert_allclose(det.feature_statistics_["covariance"], shrunk, rtol=1e-10)
     Z = fitted.transform(X_test).astype(np.float64)
-    diff = Z[:, None, :] - det.class_means_[None]
+    diff = Z[:, None, :] - det.feature_statistics_["class_means"][None]
     d2 = np.einsum("nkd,de,nke->nk", diff, np.linalg.inv(shrunk), diff)
     np.testing.assert_allclose(det.score_samples(X_test), -d2.min(1), rtol=1e-6)
 
@@ -206,9 +208,10 @@ def test_vim_matches_the_reference_formula(digits, fitted):
     Z = fitted.transform(X).astype(np.float64)
     expected = logsumexp(Z @ W.T + b, axis=1) - alpha * np.linalg.norm((Z - o) @ R, axis=1)
     np.testing.assert_allclose(det.score_samples(X), expected, rtol=1e-6, atol=1e-6)
-    assert det.vim_alpha_ == pytest.approx(alpha)
-    assert det.vim_null_space_.shape == (16, 10)
-    assert _prefit(fitted, X_train, y_train, ood_score="vim").vim_dim_ == 8  # half the width
+    assert det.feature_statistics_["alpha"] == pytest.approx(alpha)
+    assert det.feature_statistics_["null_space"].shape == (16, 10)
+    vim = _prefit(fitted, X_train, y_train, ood_score="vim")
+    assert vim.feature_statistics_["dim"] == 8  # half the width
 
 
 def test_probability_and_logit_scores(digits, fitted):
@@ -271,11 +274,11 @@ def test_holdout_fraction_sets_the_offset_on_held_out_rows(digits, ood_score):
     reference = clone(clf).fit(X_fit, y_fit)
     np.testing.assert_array_equal(det.classifier_.transform(X_cal), reference.transform(X_cal))
     if ood_score == "knn":
-        assert det.nearest_neighbors_.n_samples_fit_ == len(X_fit)
+        assert len(det.feature_statistics_["bank"]) == len(X_fit)
     else:
         Z_fit = reference.transform(X_fit).astype(np.float64)
         means = np.stack([Z_fit[y_fit == c].mean(0) for c in range(5)])
-        np.testing.assert_allclose(det.class_means_, means, rtol=1e-10)
+        np.testing.assert_allclose(det.feature_statistics_["class_means"], means, rtol=1e-10)
     assert det.offset_ == np.quantile(det.score_samples(X_cal), 0.1)
 
 
@@ -310,7 +313,7 @@ def test_prefit_without_labels_uses_predicted_classes(digits, fitted):
     Z = fitted.transform(X_train).astype(np.float64)
     predicted = fitted.predict(X_train)
     means = np.stack([Z[predicted == c].mean(0) for c in np.unique(predicted)])
-    np.testing.assert_allclose(det.class_means_, means, rtol=1e-10)
+    np.testing.assert_allclose(det.feature_statistics_["class_means"], means, rtol=1e-10)
 
 
 def test_prefit_needs_a_fitted_classifier():
@@ -354,7 +357,7 @@ def test_feature_scores_of_a_pipeline_classifier(digits):
     clf = det.classifier_[-1]
     Z = clf.transform(det.classifier_[0].transform(X_test)).astype(np.float64)
     W = clf.net_.module_.head.weight.detach().double().numpy()
-    np.testing.assert_allclose(det.head_weight_, W)
+    np.testing.assert_allclose(det.feature_statistics_["head_weight"], W)
     assert det.score_samples(X_test).shape == (len(Z),)
 
 
@@ -419,7 +422,7 @@ def test_refit_with_another_score_drops_the_old_statistics(digits, fitted):
     det.set_params(ood_score="mahalanobis")  # the fitted score stays until the next fit
     np.testing.assert_array_equal(det.score_samples(X_train), knn_scores)
     det.fit(X_train, y_train)
-    assert not hasattr(det, "nearest_neighbors_") and hasattr(det, "class_means_")
+    assert "bank" not in det.feature_statistics_ and "class_means" in det.feature_statistics_
 
 
 def test_pickle_round_trip(digits, fitted):
@@ -525,3 +528,15 @@ def test_docstrings_are_complete(qualname):
     checks = {"GL08", "PR01", "PR02", "PR07", "RT01", "RT03"}
     errors = [f"{code}: {msg}" for code, msg in validate.validate(qualname)["errors"]]
     assert not [e for e in errors if e[:4] in checks], errors
+
+
+def test_image_shaped_rows(digits):
+    X_train, y_train, X_test = digits[:3]
+    images = X_train.reshape(-1, 1, 8, 8)
+    det = OODDetector(SoftmaxClassifier(**FAST), ood_score="knn").fit(images, y_train)
+    scores = det.score_samples(X_test.reshape(-1, 1, 8, 8))
+    assert det.classifier_.image_shape_ == (1, 8, 8)
+    assert scores.shape == (len(X_test),) and np.isfinite(scores).all()
+    assert set(det.predict(X_test.reshape(-1, 1, 8, 8))) <= {-1, 1}
+    with pytest.raises(ValueError):
+        det.score_samples(X_test.reshape(-1, 2, 4, 8))

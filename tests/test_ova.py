@@ -192,3 +192,90 @@ def test_head_learning_rate_reaches_the_optimizer():
         other = [g for g in groups if all(g is not h for h in head)]
         assert [g["lr"] for g in head] == [pytest.approx(expected)]
         assert all(g["lr"] == pytest.approx(2e-3) for g in other)
+
+
+def test_scaled_distance_probabilities_match_the_closed_form():
+    """p_k = 2 sigmoid(-s ||f(x) - w_k||), recomputed in float64 numpy from the fitted parts."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(90, 4)) + np.repeat(np.eye(3, 4) * 3, 30, axis=0)
+    y = np.repeat([0, 1, 2], 30)
+    clf = OVAClassifier(logits="scaled_distance", hidden_layer_sizes=(16,), max_epochs=20,
+                        lr=1e-2, random_state=0).fit(X, y)  # fmt: skip
+    head = clf.net_.module_.head
+    scale = float(head.log_scale.detach().exp())
+    centers = head.weight.detach().double().numpy()
+    h = clf.transform(X).astype(np.float64)
+    distances = np.linalg.norm(h[:, None] - centers[None], axis=-1)
+    expected = 2.0 / (1.0 + np.exp(scale * distances))
+    np.testing.assert_allclose(clf.predict_ova_proba(X), expected, rtol=1e-4, atol=1e-6)
+    log_odds = np.log(expected) - np.log1p(-expected)
+    softmax = np.exp(log_odds - log_odds.max(1, keepdims=True))
+    np.testing.assert_allclose(
+        clf.predict_proba(X), softmax / softmax.sum(1, keepdims=True), rtol=1e-3, atol=1e-6
+    )
+
+
+def test_learned_scale_is_trained_with_the_head():
+    """The scale starts at 1 (the paper's logits), gets the head's learning rate and moves."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(120, 2)) + np.repeat([[0, 0], [6, 0], [0, 6]], 40, axis=0)
+    y = np.repeat([0, 1, 2], 40)
+    clf = OVAClassifier(logits="scaled_distance", hidden_layer_sizes=(16,), max_epochs=1,
+                        lr=1e-3, head_lr=1e-2, random_state=0).fit(X, y)  # fmt: skip
+    head = clf.net_.module_.head
+    groups = clf.net_.optimizer_.param_groups
+    assert [g["lr"] for g in groups if any(p is head.log_scale for p in g["params"])] == [1e-2]
+    clf.set_params(max_epochs=40).fit(X, y)
+    scale = float(clf.net_.module_.head.log_scale.detach().exp())
+    assert abs(np.log(scale)) > 0.05  # moved from 1
+    assert OVAClassifier(max_epochs=1).fit(X, y).net_.module_.head.log_scale is None
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
+def test_auto_picks_affine_logits_and_image_epochs_for_images(shape):
+    from skinfo.ova import IMAGE_EPOCHS
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 10)
+    X = rng.random((20, *shape)).astype(np.float32) + y[:, None, None, None]
+    clf = OVAClassifier(max_epochs=1, batch_size=10, random_state=0).fit(X, y)
+    assert isinstance(clf.net_.module_.head, torch.nn.Linear)  # affine logits on images
+    assert clf.predict_proba(X).shape == (20, 2)
+    clf.set_params(max_epochs="auto")
+    assert clf._value("logits") == "affine" and clf._value("max_epochs") == IMAGE_EPOCHS
+    flat = OVAClassifier(max_epochs=1, random_state=0).fit(X.reshape(20, -1), y)
+    assert isinstance(flat.net_.module_.head, DistanceLogits)  # the paper's logits on rows
+    assert flat.set_params(max_epochs="auto")._value("max_epochs") == 50
+    with pytest.raises(ValueError, match="logits"):
+        OVAClassifier(logits="cosine").fit(X, y)
+
+
+@pytest.mark.parametrize("logits", ["distance", "scaled_distance", "affine"])
+def test_calibrated_on_a_separable_toy_problem(logits):
+    """Ten well-separated blobs: every logit type ends accurate and confident, hence calibrated."""
+    from skinfo.datasets import make_ova_toy
+    from skinfo.metrics import expected_calibration_error
+
+    X, y = make_ova_toy(100, random_state=0)
+    X_test, y_test = make_ova_toy(50, random_state=1)
+    clf = OVAClassifier(logits=logits, hidden_layer_sizes=(32, 32), max_epochs=40, lr=1e-2,
+                        random_state=0).fit(X, y)  # fmt: skip
+    proba = clf.predict_proba(X_test)
+    assert clf.score(X_test, y_test) > 0.97
+    assert proba.max(1).mean() > 0.95  # not underconfident
+    assert expected_calibration_error(y_test, proba, labels=clf.classes_) < 0.03
+
+
+def test_learned_scale_survives_save_and_load(tmp_path):
+    import skinfo
+
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(60, 3)) + np.repeat(np.eye(3) * 4, 20, axis=0)
+    y = np.repeat([0, 1, 2], 20)
+    clf = OVAClassifier(logits="scaled_distance", hidden_layer_sizes=(8,), max_epochs=15,
+                        lr=1e-2, random_state=0).fit(X, y)  # fmt: skip
+    clf.save(tmp_path / "ova.skinfo")
+    again = skinfo.load(tmp_path / "ova.skinfo")
+    scales = [float(e.net_.module_.head.log_scale.detach()) for e in (clf, again)]
+    assert scales[0] == scales[1] != 0
+    np.testing.assert_array_equal(again.predict_ova_proba(X), clf.predict_ova_proba(X))

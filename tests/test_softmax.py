@@ -66,3 +66,28 @@ def test_bad_label_smoothing_raises_at_fit(bad):
     clf = SoftmaxClassifier(label_smoothing=bad, max_epochs=1)
     with pytest.raises(ValueError, match="'label_smoothing' parameter .*must be a float in"):
         clf.fit(X, y)
+
+
+def _bright_images(shape, n=48, seed=0):
+    """Images whose class is which half of the image is brighter: needs the spatial layout."""
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(0, 0.5, size=(n, *shape)).astype(np.float32)
+    y = np.arange(n) % 2
+    half = shape[-1] // 2
+    X[y == 0, ..., :half] += 0.5
+    X[y == 1, ..., half:] += 0.5
+    return X, y
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 28, 28), (1, 32, 32), (3, 32, 32)])
+@pytest.mark.parametrize("as_images", [True, False])
+def test_image_defaults_train_a_small_cnn(shape, as_images):
+    from skinfo.nn.encoders import SmallCNN
+
+    X, y = _bright_images(shape)
+    kw = {} if as_images else {"input_shape": shape}
+    X_fit = X if as_images else X.reshape(len(X), -1)
+    clf = SoftmaxClassifier(max_epochs=5, random_state=0, device="cpu", **kw).fit(X_fit, y)
+    assert isinstance(clf.net_.module_.encoder, SmallCNN)
+    assert clf.score(X_fit, y) > 0.9
+    assert np.isfinite(clf.score_samples(X_fit)).all()

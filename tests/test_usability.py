@@ -223,7 +223,7 @@ def test_verbose_output_to_a_log_has_no_colour_codes_and_one_line_per_epoch(blob
     assert len(rows) == FAST["max_epochs"]
 
 
-def test_ctrl_c_warns_at_which_epoch_training_stopped(blobs):
+def test_ctrl_c_keeps_a_usable_model_and_warns_at_which_epoch(blobs):
     from skorch.callbacks import Callback
 
     class Interrupt(Callback):
@@ -235,4 +235,5 @@ def test_ctrl_c_warns_at_which_epoch_training_stopped(blobs):
     clf = SoftmaxClassifier(callbacks=[Interrupt()], **{**FAST, "max_epochs": 6})
     with pytest.warns(UserWarning, match="interrupted .* after 2 completed epoch"):
         clf.fit(X, y)
-    assert clf.n_iter_ == 2
+    assert len(clf.history_) == 2 == clf.n_iter_
+    assert clf.score(X, y) > 0.5  # the model of the completed epochs is usable

@@ -330,6 +330,31 @@ def test_marginal_is_moment_matched_to_training_encodings(digits, regularizer):
     np.testing.assert_allclose(clf.marginal_rate(Xtr), bound, rtol=1e-3, atol=1e-3)
 
 
+def _marginal(clf):
+    module = clf.net_.module_
+    return [b.double().numpy().copy() for b in (module.marginal_mean, module.marginal_var,
+                                                 module.marginal_log_weight)]  # fmt: skip
+
+
+def test_weighted_marginal_equals_repeated_rows(digits):
+    # the marginal fitted at the end of fit(sample_weight=w) is the one of the rows repeated
+    # w times (zero weights drop rows), computed on the same trained encoder
+    Xtr, _, ytr, _ = digits
+    w = np.random.default_rng(0).integers(0, 4, size=len(ytr))
+    clf = VIBClassifier(**{**FAST, "max_epochs": 2}).fit(Xtr, ytr, sample_weight=w)
+    weighted = _marginal(clf)
+    X32 = np.asarray(Xtr, np.float32)
+    clf._after_fit(np.repeat(X32, w, axis=0), np.repeat(ytr, w))
+    repeated = _marginal(clf)
+    for got, expected in zip(weighted, repeated):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        np.exp(weighted[2]), np.bincount(ytr, weights=w) / w.sum(), rtol=1e-6
+    )
+    clf._after_fit(X32, ytr)  # unweighted: a different marginal, so the weights were used
+    assert not np.allclose(_marginal(clf)[0], weighted[0], rtol=1e-3)
+
+
 def test_rate_is_the_trained_quantity(digits):
     # rate() at inference must be the rate the objective minimizes (same mode, same formula)
     Xtr, _, ytr, _ = digits
@@ -441,3 +466,23 @@ ESTIMATORS = [
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 28, 28), (1, 32, 32), (3, 32, 32)])
+@pytest.mark.parametrize("as_images", [True, False])
+def test_image_defaults_train_a_small_cnn(shape, as_images):
+    # the class is which half of the image is brighter: only the spatial layout tells
+    from skinfo.nn.encoders import SmallCNN
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 0.5, size=(48, *shape)).astype(np.float32)
+    y = np.arange(48) % 2
+    X[y == 0, ..., : shape[-1] // 2] += 0.5
+    X[y == 1, ..., shape[-1] // 2 :] += 0.5
+    kw = {} if as_images else {"input_shape": shape}
+    X_fit = X if as_images else X.reshape(len(X), -1)
+    clf = VIBClassifier(max_epochs=5, random_state=0, device="cpu", **kw).fit(X_fit, y)
+    assert isinstance(clf.net_.module_.encoder, SmallCNN)
+    assert clf.score(X_fit, y) > 0.9
+    for score in ("neg_marginal_rate", "max_proba", "neg_rate"):
+        assert np.isfinite(clf.set_params(ood_score=score).score_samples(X_fit)).all()

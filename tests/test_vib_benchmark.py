@@ -28,3 +28,19 @@ def test_evaluate_matches_sklearn():
         assert np.isclose(row[f"auroc_gaussian_noise[{score}]"], expected)
     assert ood_scores(name) == ("neg_marginal_rate", "neg_rate", "max_proba")
     assert ood_scores("Softmax") == ("max_proba",)
+
+
+def test_image_defaults_table_averages_the_seeds_run():
+    from benchmarks.image_defaults.softmax_vib import SETTINGS, _key, _table
+
+    setting = SETTINGS[0]
+    done = {
+        _key(setting, 0): {"accuracy": 0.9, "auroc_max_proba": 0.8},
+        _key(setting, 1): {"accuracy": 0.7, "auroc_max_proba": 0.6},
+    }
+    markdown, data = _table(SETTINGS[:2], (0, 1), {}, done)
+    first, second = markdown.splitlines()[-2:]
+    assert "| 0,1 | 0.800 ± 0.100 |" in first
+    assert "0.700 ± 0.100" in first  # the AUROC column
+    assert "|  | - |" in second  # the setting with no seed run yet
+    assert data["rows"][0]["per_seed"][1]["accuracy"] == 0.7

@@ -116,6 +116,14 @@ def invert(X, *, value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
     return (high + low) - X
 
 
+def _noise_setup(X, n_samples, value_range, random_state):
+    """Checked images, the pixel range, the number of noise images and the generator."""
+    X = _check_images(X)
+    low, high = _check_range(X, value_range)
+    n = X.shape[0] if n_samples is None else int(n_samples)
+    return X, low, high, n, check_random_state(random_state)
+
+
 def gaussian_noise_like(
     X,
     n_samples: int | None = None,
@@ -154,10 +162,7 @@ def gaussian_noise_like(
     >>> noise.shape, bool(noise.min() >= 0.0 and noise.max() <= 1.0)
     ((5, 64), True)
     """
-    X = _check_images(X)
-    low, high = _check_range(X, value_range)
-    n = X.shape[0] if n_samples is None else int(n_samples)
-    rng = check_random_state(random_state)
+    X, low, high, n, rng = _noise_setup(X, n_samples, value_range, random_state)
     mean = X.mean(axis=0, dtype=np.float64)
     std = X.std(axis=0, dtype=np.float64)
     noise = mean + std * rng.standard_normal((n, X.shape[1]))
@@ -197,10 +202,7 @@ def uniform_noise_like(
     >>> uniform_noise_like(np.zeros((3, 64)), random_state=0).shape
     (3, 64)
     """
-    X = _check_images(X)
-    low, high = _check_range(X, value_range)
-    n = X.shape[0] if n_samples is None else int(n_samples)
-    rng = check_random_state(random_state)
+    X, low, high, n, rng = _noise_setup(X, n_samples, value_range, random_state)
     return rng.uniform(low, high, size=(n, X.shape[1])).astype(X.dtype)
 
 

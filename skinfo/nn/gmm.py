@@ -320,6 +320,104 @@ class ClassConditionalGMM(nn.Module):
         """
         return torch.log_softmax(self.log_joint(z), dim=-1)
 
+    @torch.no_grad()
+    def refit(
+        self,
+        z: torch.Tensor,
+        y: torch.Tensor,
+        sample_weight: torch.Tensor | None = None,
+        *,
+        n_iter: int = 20,
+        reg_covar: float | None = None,
+    ) -> ClassConditionalGMM:
+        """Refit each class's mixture to representations by EM (maximum likelihood).
+
+        For every class ``k`` present in ``y`` (with positive total weight),
+        ``n_iter`` expectation-maximization steps on the rows of that class,
+        starting from the current weights, means and covariances. With
+        responsibilities ``r_im`` of the current mixture and row weights
+        ``w_i``, the M-step is ``n_m = sum_i w_i r_im + 10 eps``,
+        ``w_m = n_m / sum n``, ``mu_m = sum_i w_i r_im z_i / n_m`` and
+        ``Sigma_m = sum_i w_i r_im (z_i - mu_m)(z_i - mu_m)^T / n_m +
+        reg_covar I``, i.e. scikit-learn's ``GaussianMixture`` EM with row
+        weights. With ``n_components=1`` one step is the closed-form
+        weighted Gaussian MLE of each class. Computed in float64 and written
+        into the parameters (``weight_logits``, ``means``, ``raw_diag``,
+        ``lower``); ``log_prior`` is left as it is. Classes without rows
+        keep their parameters.
+
+        Parameters
+        ----------
+        z : torch.Tensor of shape (n, latent_dim)
+            Representations.
+        y : torch.Tensor of int of shape (n,)
+            Classes in ``0..n_classes-1``.
+        sample_weight : torch.Tensor of shape (n,) or None, default=None
+            Non-negative row weights (an integer weight equals repeating the row).
+        n_iter : int, default=20
+            EM steps per class.
+        reg_covar : float or None, default=None
+            Added to the diagonal of every covariance; ``None`` is
+            ``(2 * min_scale)^2``, so every Cholesky diagonal is at least
+            ``2 * min_scale`` and representable by the parametrization.
+
+        Returns
+        -------
+        ClassConditionalGMM
+            The head itself, refitted.
+
+        Examples
+        --------
+        >>> import torch
+        >>> head = ClassConditionalGMM(2, n_classes=2, n_components=1)
+        >>> z = torch.tensor([[0.0, 0.0], [2.0, 0.0], [5.0, 5.0], [7.0, 5.0]])
+        >>> head = head.refit(z, torch.tensor([0, 0, 1, 1]))
+        >>> head.means.detach().squeeze(1)
+        tensor([[1., 0.],
+                [6., 5.]])
+        """
+        d = self.latent_dim
+        reg = (2.0 * self.min_scale) ** 2 if reg_covar is None else float(reg_covar)
+        z = z.detach().to(torch.float64)
+        y = y.detach().to(z.device).long()
+        w = torch.ones(len(z), dtype=z.dtype, device=z.device)
+        if sample_weight is not None:
+            w = sample_weight.detach().to(z.device, torch.float64)
+        log_w = F.log_softmax(self.weight_logits.double(), -1).to(z.device)
+        means = self.means.double().to(z.device)
+        inv = self.precision_tril().double().to(z.device)
+        eye = torch.eye(d, dtype=z.dtype, device=z.device)
+        tiny = 10 * torch.finfo(z.dtype).eps
+        for k in range(self.n_classes):
+            rows = (y == k) & (w > 0)
+            if not bool(rows.any()):
+                continue
+            zk, wk = z[rows], w[rows]
+            lw, mu, a = log_w[k], means[k], inv[k]
+            for _ in range(int(n_iter)):
+                resid = torch.einsum("mij,mnj->mni", a, zk.unsqueeze(0) - mu.unsqueeze(1))
+                log_det = torch.log(torch.diagonal(a, dim1=-2, dim2=-1)).sum(-1)
+                log_p = lw + log_det - 0.5 * resid.square().sum(-1).T  # (n_k, M)
+                resp = torch.softmax(log_p, dim=-1) * wk.unsqueeze(1)
+                n_m = resp.sum(0) + tiny
+                mu = resp.T @ zk / n_m.unsqueeze(1)
+                diff = zk.unsqueeze(0) - mu.unsqueeze(1)  # (M, n_k, d)
+                cov = torch.einsum("nm,mni,mnj->mij", resp, diff, diff) / n_m.view(-1, 1, 1)
+                cov = cov + reg * eye
+                tril = torch.linalg.cholesky(cov)
+                a = torch.linalg.solve_triangular(tril, eye.expand_as(tril), upper=False)
+                lw = torch.log(n_m / n_m.sum())
+            log_w[k], means[k], inv[k] = lw, mu, a
+        scales = 1.0 / torch.diagonal(inv, dim1=-2, dim2=-1)
+        excess = (scales - self.min_scale).clamp_min(1e-12)
+        raw = excess + torch.log(-torch.expm1(-excess))  # softplus^-1
+        dtype = self.means.dtype
+        self.weight_logits.copy_(log_w.to(dtype))
+        self.means.copy_(means.to(dtype))
+        self.raw_diag.copy_(raw.to(dtype))
+        self.lower.copy_(torch.tril(inv, diagonal=-1).to(dtype))
+        return self
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """The log-posterior ``log q(y | z)`` (the classifier's log-probabilities).
 

@@ -10,6 +10,12 @@ from torch import nn
 class DistanceLogits(nn.Module):
     """Negative Euclidean distances to learned class centers: ``z_k = -||h - w_k||``.
 
+    With ``learn_scale=True`` the logits are ``z_k = -s ||h - w_k||`` with one
+    scalar ``s = exp(log_scale) > 0`` learned with the centers (initial value
+    1, the paper's logits). This is not in Padhy et al. (2020): it sets the
+    distance at which the one-vs-all probability ``2 sigmoid(z_k)`` reaches a
+    given value, i.e. a learned inverse temperature of the distances.
+
     The norm is computed as ``sqrt(max(||h||^2 - 2 h.w_k + ||w_k||^2, 0) + eps)``:
 
     * the squared distance is expanded so that a matrix product computes it,
@@ -33,6 +39,15 @@ class DistanceLogits(nn.Module):
     init : {'zeros', 'normal'}, default='zeros'
         Initial centers. ``'zeros'`` follows the paper (the labels break the
         symmetry through the encoder); ``'normal'`` draws N(0, 1/in_features).
+    learn_scale : bool, default=False
+        Multiply the distances by a learned scale ``s = exp(log_scale)``.
+
+    Attributes
+    ----------
+    weight : nn.Parameter of shape (n_classes, in_features)
+        The class centers ``w_k``.
+    log_scale : nn.Parameter of shape () or None
+        ``log s`` when ``learn_scale``, else None (``s = 1``).
 
     Examples
     --------
@@ -40,10 +55,20 @@ class DistanceLogits(nn.Module):
     >>> head = DistanceLogits(2, 3)
     >>> head(torch.tensor([[3.0, 4.0]]))
     tensor([[-5., -5., -5.]], grad_fn=<NegBackward0>)
+    >>> scaled = DistanceLogits(2, 3, learn_scale=True)
+    >>> with torch.no_grad():
+    ...     _ = scaled.log_scale.fill_(torch.tensor(2.0).log())
+    >>> scaled(torch.tensor([[3.0, 4.0]]))
+    tensor([[-10., -10., -10.]], grad_fn=<MulBackward0>)
     """
 
     def __init__(
-        self, in_features: int, n_classes: int, eps: float = 1e-12, init: str = "zeros"
+        self,
+        in_features: int,
+        n_classes: int,
+        eps: float = 1e-12,
+        init: str = "zeros",
+        learn_scale: bool = False,
     ) -> None:
         super().__init__()
         weight = torch.zeros(n_classes, in_features)
@@ -52,10 +77,11 @@ class DistanceLogits(nn.Module):
         elif init != "zeros":
             raise ValueError(f"init must be 'zeros' or 'normal', got {init!r}.")
         self.weight = nn.Parameter(weight)
+        self.log_scale = nn.Parameter(torch.zeros(())) if learn_scale else None
         self.eps = eps
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        """Logits ``-||h - w_k||`` for every class.
+        """Logits ``-s ||h - w_k||`` for every class (``s = 1`` without a learned scale).
 
         Parameters
         ----------
@@ -69,7 +95,10 @@ class DistanceLogits(nn.Module):
         """
         w = self.weight
         sq = h.pow(2).sum(-1, keepdim=True) - 2.0 * (h @ w.T) + w.pow(2).sum(-1)
-        return -torch.sqrt(sq.clamp_min(0.0) + self.eps)
+        distance = torch.sqrt(sq.clamp_min(0.0) + self.eps)
+        if self.log_scale is None:
+            return -distance
+        return distance * -self.log_scale.exp()
 
 
 class EncoderHead(nn.Module):

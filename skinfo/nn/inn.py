@@ -48,6 +48,11 @@ INN_PRESETS: dict[str, tuple] = {
     "small": ("down", 4, "down", 4),
 }
 
+#: Widest block whose soft permutation FrEIA draws itself (scipy's
+#: ``special_ortho_group``, cubic in the width with a Python loop: about 10 s
+#: for 3,072 channels); wider blocks get a rotation from a QR decomposition.
+SOFT_PERMUTATION_MAX = 512
+
 
 @contextlib.contextmanager
 def _numpy_seed_from_torch() -> Iterator[None]:
@@ -65,6 +70,32 @@ def _numpy_seed_from_torch() -> Iterator[None]:
         yield
     finally:
         np.random.set_state(state)  # noqa: NPY002 (FrEIA draws from the global RNG)
+
+
+def _coupling(inn: SequenceINN, factory: SubnetFactory, clamp: float) -> None:
+    """Append a coupling block with a random rotation (soft permutation) to ``inn``.
+
+    Up to :data:`SOFT_PERMUTATION_MAX` channels FrEIA draws the rotation; wider
+    blocks are built with a hard permutation whose matrix is then replaced by
+    a rotation with the same (Haar) distribution, ``Q diag(sign(diag R))`` of
+    the QR decomposition of a Gaussian matrix (one column negated if
+    ``det Q = -1``), drawn from torch's RNG.
+    """
+    channels = inn.shapes[-1][0]
+    wide = channels > SOFT_PERMUTATION_MAX
+    inn.append(
+        CouplingBlock, subnet_constructor=factory, affine_clamping=clamp, permute_soft=not wide
+    )
+    if wide:
+        block = inn.module_list[-1]
+        gauss = torch.randn(channels, channels, dtype=torch.float64, device="cpu")
+        q, r = torch.linalg.qr(gauss)
+        q = q * torch.sign(torch.diagonal(r))
+        if torch.linalg.det(q) < 0:
+            q[:, 0] = -q[:, 0]
+        with torch.no_grad():
+            block.w_perm.copy_(q.T.reshape(block.w_perm.shape))
+            block.w_perm_inv.copy_(q.reshape(block.w_perm_inv.shape))
 
 
 def dense_inn(
@@ -115,9 +146,7 @@ def dense_inn(
     factory = SubnetFactory(DenseSubnet, hidden=tuple(hidden), activation=activation)
     with _numpy_seed_from_torch():
         for _ in range(n_blocks):
-            inn.append(
-                CouplingBlock, subnet_constructor=factory, affine_clamping=clamp, permute_soft=True
-            )
+            _coupling(inn, factory, clamp)
     return Flow(inn)
 
 
@@ -182,7 +211,6 @@ def conv_inn(
     inn = SequenceINN(*(int(s) for s in input_shape))
     conv_factory = SubnetFactory(ConvSubnet, width=int(conv_width), activation=activation)
     dense_factory = SubnetFactory(DenseSubnet, hidden=tuple(hidden), activation=activation)
-    coupling = dict(affine_clamping=clamp, permute_soft=True)
     with _numpy_seed_from_torch():
         for step in architecture:
             c, h, w = inn.shapes[-1]
@@ -199,12 +227,12 @@ def conv_inn(
                         "architecture with 'down' for single-channel images (preset 'small')."
                     )
                 for _ in range(int(step)):
-                    inn.append(CouplingBlock, subnet_constructor=conv_factory, **coupling)
+                    _coupling(inn, conv_factory, clamp)
             else:
                 raise ValueError(f"INN architecture steps are ints >= 0 or 'down', got {step!r}.")
         inn.append(Flatten)
         for _ in range(n_fc_blocks):
-            inn.append(CouplingBlock, subnet_constructor=dense_factory, **coupling)
+            _coupling(inn, dense_factory, clamp)
     return Flow(inn)
 
 
