@@ -16,6 +16,9 @@ from .nn.vib import VIBNetwork, gaussian_kl_standard
 from .objectives.vib import VIBLoss
 
 _REGULARIZERS = ("kl", "l2", "logvar", "cond_logvar")
+#: Added to every variance of the fitted marginal (sklearn's ``reg_covar`` default).
+MARGINAL_REG_VAR = 1e-6
+
 _OOD_SCORES = ("neg_rate", "neg_marginal_rate", "max_proba", "neg_entropy")
 
 
@@ -77,7 +80,9 @@ class VIBClassifier(NeuralClassifier):
       frequencies) of diagonal Gaussians moment-matched to the class
       aggregate posteriors ``p(z|y) = mean_{x in y} p(z|x)``; with
       ``sample_weight`` (times ``class_weight``) the frequencies and means
-      are weighted, so a row of weight 2 counts as two rows. The KL to a
+      are weighted, so a row of weight 2 counts as two rows; every variance
+      gets ``1e-6`` added (the ridge of sklearn's ``GaussianMixture``), so a
+      class whose encodings collapsed to a point gives finite rates. The KL to a
       mixture has no closed form; the score uses the bound
       ``min_c [KL(p(z|x) || N(m_c, v_c)) - log w_c]``. Works for every
       regularizer (``p(z|x)`` has the zero-entropy-noise variance for the
@@ -273,6 +278,9 @@ compile
 
         mean, noise_var = class_mean(mu), class_mean(var_x)
         var = np.maximum(class_mean(mu**2 + var_x) - mean**2, noise_var)  # max: float safety
+        # plus the ridge of sklearn's GaussianMixture (reg_covar=1e-6): a class whose
+        # encodings collapsed to one point would give a zero variance and infinite rates
+        var += MARGINAL_REG_VAR
         mean[absent], var[absent] = 0.0, 1.0
         log_weight = np.log(counts[:, 0] / w.sum())
         self.net_.module_.set_marginal(*map(torch.from_numpy, (mean, var, log_weight)))
