@@ -13,6 +13,11 @@ from ._params import Interval, Options
 from .nn.heads import SoftmaxNetwork
 from .objectives import SoftmaxCrossEntropy
 
+#: ``max_epochs='auto'`` on images. On MNIST-5k under early stopping (patience 5) the
+#: validation loss was best at epoch 11 and training stopped at 13-16 epochs (seeds 0, 1);
+#: 20 epochs take about 60 s on two CPU cores. Flat rows: 50.
+IMAGE_EPOCHS = 20
+
 _OOD_SCORES = ("max_proba", "energy", "neg_entropy")
 
 
@@ -40,7 +45,10 @@ class SoftmaxClassifier(NeuralClassifier):
         paper trains its baselines with the same smoothing as IB-INN
         (:class:`~skinfo.IBINNClassifier` defaults to 0.05). With ``s > 0`` the
         history also records the unsmoothed cross-entropy as ``train_nll``.
-    encoder, hidden_layer_sizes, activation, input_shape, max_epochs, batch_size, lr, \
+    max_epochs : int or 'auto', default='auto'
+        Number of epochs; ``'auto'`` is 50 for flat rows and ``IMAGE_EPOCHS``
+        (20) for images.
+    encoder, hidden_layer_sizes, activation, input_shape, batch_size, lr, \
 optimizer, weight_decay, validation_fraction, early_stopping, n_iter_no_change, device, \
 random_state, verbose, callbacks, warm_start, on_nan, accelerator, \
 compile
@@ -83,7 +91,7 @@ compile
         hidden_layer_sizes=(400, 200),
         activation="elu",
         input_shape=None,
-        max_epochs=50,
+        max_epochs="auto",
         batch_size=128,
         lr=1e-3,
         optimizer="adam",
@@ -129,8 +137,12 @@ compile
             **kwargs,
         )
 
+    #: ``"auto"`` values: (flat rows, images)
+    _auto: dict = {"max_epochs": (50, IMAGE_EPOCHS)}
+
     _constraints: dict = {
         **NeuralClassifier._constraints,
+        "max_epochs": [Options(("auto",)), *NeuralClassifier._constraints["max_epochs"]],
         "ood_score": [Options((*_OOD_SCORES, *FEATURE_SCORES))],
         "label_smoothing": [Interval(Real, 0, 1, closed="left")],
     }

@@ -223,6 +223,8 @@ def test_run_all_times_pieces_and_publishes(tmp_path, monkeypatch):
         calls.append((module, args))
         (results / f"{module}.md").write_text("table")
         (results / f"{module}_quick.md").write_text("quick table")
+        (results / f"{module}_1seed.md").write_text("one-seed table")
+        (results / f"{module}_1seed_shift.png").write_bytes(b"png")
         return (0 if module == "quality" else 3), 1.5
 
     results.mkdir()
@@ -241,6 +243,55 @@ def test_run_all_times_pieces_and_publishes(tmp_path, monkeypatch):
     os.utime(results / "quality.md", (0, 0))  # written before the run: not published
     copied = run_all.publish(tmp_path / "docs2", since=1.0)
     assert [p.name for p in copied] == ["landscapes.md"]
+    # --images runs the 3-seed MNIST pieces only, timed in their own file
+    monkeypatch.setattr(run_all, "IMAGE_PIECES", [("mnist", "quality", ["--seeds", "3"], True)])
+    calls.clear()
+    assert run_all.main(["--images", "--no-publish"]) == 0
+    assert calls == [("quality", ["--seeds", "3"])]
+    assert (results / "bench_times_images.md").is_file()
+
+
+def test_image_targets_table_marks_each_target():
+    from benchmarks import image_targets
+
+    def scores(**auroc):
+        return {label: {"auroc": [value, value]} for label, value in auroc.items()}
+
+    classification = {
+        name: {"accuracy": [acc, acc], "ece": [ece, ece]}
+        for name, acc, ece in [
+            ("Softmax", 0.97, 0.016),
+            ("OVA", 0.975, 0.012),  # lower ECE at higher accuracy: the ECE target is met
+            ("MASS", 0.94, 0.010),  # 3 points short: the accuracy target is missed
+            ("VIB", 0.98, 0.02),
+            ("IB-INN", 0.96, 0.05),
+        ]
+    }
+    held = scores(
+        **{
+            "Softmax [max_proba]": 0.90,
+            "OVA [max_ova_proba]": 0.93,
+            "MASS [max_class_density]": 0.91,
+            "VIB [neg_marginal_rate]": 0.94,
+            "IB-INN [max_proba]": 0.89,  # below softmax: missed
+            "VIB [knn]": 0.955,
+            "ApproxMassFlowDetector (input)": 0.83,
+            "LOF novelty (input)": 0.80,
+        }
+    )
+    quality = {"classification": classification, "ood": {image_targets.HELD_OUT: held}}
+    fits = [{"model": "Softmax", "fit_s": 60.0}, {"model": "IB-INN", "fit_s": 130.0}]
+    rows = {r[0].split(" (")[0].split(" >=")[0]: r for r in image_targets.targets(quality, fits)}
+    status = {k: r[2] for k, r in rows.items()}
+    assert status == {
+        "fit at image defaults <= 2 min": "**missed**",
+        "accuracy within 2 points of Softmax": "**missed**",
+        "default score_samples": "**missed**",
+        "best skinfo score": "met",
+        "an OVA/VIB/MASS/IB-INN ECE below Softmax's at equal accuracy": "met",
+        "ApproxMassFlowDetector the best input-space detector": "met",
+    }
+    assert "VIB [knn] 0.955" in rows["best skinfo score"][1]
 
 
 def test_cifar10_needs_files_and_never_downloads(tmp_path, monkeypatch):

@@ -91,3 +91,20 @@ def test_image_defaults_train_a_small_cnn(shape, as_images):
     assert isinstance(clf.net_.module_.encoder, SmallCNN)
     assert clf.score(X_fit, y) > 0.9
     assert np.isfinite(clf.score_samples(X_fit)).all()
+
+
+@pytest.mark.parametrize("name", ["SoftmaxClassifier", "MASSClassifier", "VIBClassifier"])
+def test_auto_epochs_are_shorter_on_images(name):
+    import importlib
+
+    import skinfo
+
+    module = importlib.import_module(f"skinfo.{name[: -len('Classifier')].lower()}")
+    cls = getattr(skinfo, name)
+    assert cls().max_epochs == "auto" and module.IMAGE_EPOCHS < 50
+    X, y = _bright_images((1, 8, 8), n=16)
+    small = {"hidden_layer_sizes": (16,), "batch_size": 16, "random_state": 0, "device": "cpu"}
+    images = cls(**small).fit(X, y)
+    assert images.n_iter_ == module.IMAGE_EPOCHS
+    flat = cls(**small).fit(X.reshape(len(X), -1), y)
+    assert flat.n_iter_ == 50
