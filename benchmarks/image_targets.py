@@ -21,8 +21,8 @@ Two parts:
    file.
 
 Run: ``python -m benchmarks.image_targets [--quick] [--source quality_mnist]`` after
-the MNIST quality benchmark (``make bench-images`` runs them in that order; ``make
-bench`` with the one-seed run, ``--source quality_mnist_1seed``). Writes
+the MNIST quality benchmark (``make bench-images`` runs them in that order; after a
+one-seed run, ``--source quality_mnist_1seed``). Writes
 ``results/image_targets<suffix>.md`` / ``.json``, the suffix of the source.
 """
 
