@@ -327,7 +327,7 @@ def run(args) -> None:
     X_tr, X_te, y_tr, y_te = data["split"]
     anomalous = anomalous_class_table(X_tr, y_tr, X_te, y_te, seeds, hp["flow"]["max_epochs"])
     times["anomalous"] = time.perf_counter() - t
-    # the published run has the default 3 seeds; a shorter one (make bench: 1) gets its own name
+    # the published run has the default 3 seeds; another count (--seeds 1) gets its own name
     suffix = "_quick" if args.quick else ("" if args.seeds == 3 else f"_{args.seeds}seed")
     name = f"quality_{args.data}{suffix}"
     try:

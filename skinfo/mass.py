@@ -18,7 +18,7 @@ from .nn.jacobian import mlp_layers
 from .objectives.mass import MASSLoss
 
 #: ``max_epochs='auto'`` on images. On MNIST-5k under early stopping (patience 5)
-#: training stopped after 9-13 epochs; 15 epochs take about 85 s on two CPU cores.
+#: training stopped after 9-13 epochs; 15 epochs take about 90 s on two CPU cores.
 #: Flat rows: 50.
 IMAGE_EPOCHS = 15
 

@@ -15,7 +15,7 @@ from .objectives import SoftmaxCrossEntropy
 
 #: ``max_epochs='auto'`` on images. On MNIST-5k under early stopping (patience 5) the
 #: validation loss was best at epoch 11 and training stopped at 13-16 epochs (seeds 0, 1);
-#: 20 epochs take about 60 s on two CPU cores. Flat rows: 50.
+#: 20 epochs take about 50 s on two CPU cores. Flat rows: 50.
 IMAGE_EPOCHS = 20
 
 _OOD_SCORES = ("max_proba", "energy", "neg_entropy")
